@@ -1,0 +1,38 @@
+"""nodejobs: run commands as detached background jobs, recorded in SQLite, output in plain files."""
+
+from .errors import (
+    DatabaseError,
+    InvalidJobIdError,
+    JobExistsError,
+    JobNotFoundError,
+    JobStillRunningError,
+    NodeJobsError,
+    UnknownFieldError,
+)
+from .jobdb import JobDB
+from .jobs import Jobs, default_db_path
+from .processes import Processes
+from .records import JobFilter, JobRecord, JobRecordDict, JobStatus
+from .schema import BaseData, Choices
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BaseData",
+    "Choices",
+    "DatabaseError",
+    "InvalidJobIdError",
+    "JobDB",
+    "JobExistsError",
+    "JobFilter",
+    "JobNotFoundError",
+    "JobRecord",
+    "JobRecordDict",
+    "JobStatus",
+    "JobStillRunningError",
+    "Jobs",
+    "NodeJobsError",
+    "Processes",
+    "UnknownFieldError",
+    "default_db_path",
+]

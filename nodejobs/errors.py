@@ -1,0 +1,29 @@
+"""Exceptions nodejobs raises; each message is one line a user can act on."""
+
+
+class NodeJobsError(Exception):
+    """Base class of every nodejobs error."""
+
+
+class InvalidJobIdError(NodeJobsError, ValueError):
+    """A job id that cannot be used as a file name."""
+
+
+class UnknownFieldError(NodeJobsError, ValueError):
+    """A filter or update names a field the schema does not have."""
+
+
+class JobExistsError(NodeJobsError, ValueError):
+    """A job with this id is still running."""
+
+
+class JobNotFoundError(NodeJobsError, LookupError):
+    """No job has this id."""
+
+
+class JobStillRunningError(NodeJobsError, ValueError):
+    """The operation needs an ended job."""
+
+
+class DatabaseError(NodeJobsError, OSError):
+    """The job database cannot be opened, read or written."""

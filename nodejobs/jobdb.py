@@ -1,0 +1,250 @@
+"""``JobDB``: job records in SQLite (``<db_path>/jobs.db``) and their output files in ``<db_path>/logs``.
+
+Several processes may use one database at once: the database runs in WAL mode with a busy timeout,
+and every write is one statement.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Iterable
+from datetime import datetime, timezone
+from typing import Any
+
+from . import logs
+from .errors import DatabaseError, JobExistsError, UnknownFieldError
+from .records import ACTIVE_STATUSES, JobFilter, JobRecord, JobRecordDict, JobStatus, validate_job_id
+
+__all__ = ["JobDB", "JobFilter", "JobRecord", "JobRecordDict"]
+
+_SQL_TYPES = {str: "TEXT", int: "INTEGER", bool: "INTEGER", datetime: "REAL", JobStatus: "TEXT"}
+COLUMNS = tuple(JobRecord._types)
+_DATETIME_COLUMNS = frozenset(k for k, t in JobRecord._types.items() if t is datetime)
+_BOOL_COLUMNS = frozenset(k for k, t in JobRecord._types.items() if t is bool)
+
+_DDL = (
+    "CREATE TABLE IF NOT EXISTS jobs ("
+    + ", ".join(
+        f"{name} {_SQL_TYPES[kind]}{' PRIMARY KEY' if name == 'self_id' else ''}"
+        for name, kind in JobRecord._types.items()
+    )
+    + ")",
+    "CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status)",
+)
+_ACTIVE_SQL = ", ".join(f"'{s}'" for s in ACTIVE_STATUSES)
+
+OUT_SUFFIX = "_out.txt"
+ERR_SUFFIX = "_errors.txt"
+EXIT_SUFFIX = ".exit"
+SCRIPT_SUFFIX = "_script"
+
+
+def _to_sql(key: str, value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.timestamp()
+    if isinstance(value, bool):
+        return int(value)
+    return value
+
+
+def _row_to_record(names: tuple[str, ...], row: tuple) -> JobRecord:
+    data = {}
+    for name, value in zip(names, row):
+        if value is None:
+            continue
+        if name in _DATETIME_COLUMNS:
+            value = datetime.fromtimestamp(value, timezone.utc)
+        elif name in _BOOL_COLUMNS:
+            value = bool(value)
+        data[name] = value
+    return JobRecord.trusted(data)
+
+
+class JobDB:
+    """SQLite storage of ``JobRecord`` rows plus the paths and reading of each job's output files."""
+
+    def __init__(self, db_path: str, logdir: str | None = None) -> None:
+        self.db_path = os.path.abspath(os.path.expanduser(db_path))
+        self.logdir = os.path.abspath(logdir) if logdir else os.path.join(self.db_path, "logs")
+        self.db_file = os.path.join(self.db_path, "jobs.db")
+        self._lock = threading.Lock()
+        try:
+            os.makedirs(self.logdir, mode=0o700, exist_ok=True)
+            self._conn = sqlite3.connect(
+                self.db_file, timeout=30.0, isolation_level=None, check_same_thread=False
+            )
+            os.chmod(self.db_file, 0o600)
+            self._conn.execute("PRAGMA busy_timeout = 30000")
+            self._conn.execute("PRAGMA journal_mode = WAL")
+            self._conn.execute("PRAGMA synchronous = NORMAL")
+            for statement in _DDL:
+                self._conn.execute(statement)
+            self._add_missing_columns()
+        except (OSError, sqlite3.Error) as exc:
+            raise DatabaseError(f"cannot open job database {self.db_file}: {exc}") from exc
+
+    def _add_missing_columns(self) -> None:
+        present = {row[1] for row in self._conn.execute("PRAGMA table_info(jobs)")}
+        for name, kind in JobRecord._types.items():
+            if name not in present:
+                self._conn.execute(f"ALTER TABLE jobs ADD COLUMN {name} {_SQL_TYPES[kind]}")
+
+    def _execute(self, sql: str, params: Iterable[Any] = ()) -> list[tuple]:
+        try:
+            with self._lock:
+                return self._conn.execute(sql, tuple(params)).fetchall()
+        except sqlite3.Error as exc:
+            raise DatabaseError(f"job database {self.db_file}: {exc}") from exc
+
+    def _query(self, where: str = "", params: Iterable[Any] = ()) -> list[JobRecord]:
+        sql = f"SELECT {', '.join(COLUMNS)} FROM jobs {where} ORDER BY started_at, rowid"
+        return [_row_to_record(COLUMNS, row) for row in self._execute(sql, params)]
+
+    # -- paths -----------------------------------------------------------------------------------
+
+    def log_paths(self, record: JobRecord) -> tuple[str, str]:
+        """``(stdout_path, stderr_path)`` of a job."""
+        base = os.path.join(record.logdir or self.logdir, record.logfile or record.self_id)
+        return base + OUT_SUFFIX, base + ERR_SUFFIX
+
+    def exit_path(self, record: JobRecord) -> str:
+        """Where a job's supervisor writes its exit code."""
+        return os.path.join(record.logdir or self.logdir, (record.logfile or record.self_id) + EXIT_SUFFIX)
+
+    def script_path(self, job_id: str, extension: str) -> str:
+        """Where a job's script (from ``%%job``) is kept."""
+        return os.path.join(self.logdir, validate_job_id(job_id) + SCRIPT_SUFFIX + extension)
+
+    # -- records ---------------------------------------------------------------------------------
+
+    def update_status(self, record: JobRecord | dict) -> None:
+        """Insert or update a job; a partial record changes only the fields it holds."""
+        if not isinstance(record, JobRecord):
+            record = JobRecord(record)
+        unknown = set(record) - set(COLUMNS)
+        if unknown:
+            raise UnknownFieldError(f"unknown job field(s): {', '.join(sorted(unknown))}")
+        fields = dict(record)
+        fields.setdefault("last_update", datetime.now(timezone.utc))
+        names = list(fields)
+        updates = ", ".join(f"{n} = excluded.{n}" for n in names if n != "self_id")
+        self._execute(
+            f"INSERT INTO jobs ({', '.join(names)}) VALUES ({', '.join('?' * len(names))}) "
+            f"ON CONFLICT(self_id) DO UPDATE SET {updates}",
+            (_to_sql(n, fields[n]) for n in names),
+        )
+
+    def claim(self, record: JobRecord) -> None:
+        """Write ``record`` as the job's new run, replacing an ended run of the same id.
+
+        Raises ``JobExistsError`` if a run of that id is still active (checked atomically, so two
+        processes cannot start the same id at once).
+        """
+        fields = {name: record.get(name) for name in COLUMNS}
+        fields["last_update"] = datetime.now(timezone.utc)
+        updates = ", ".join(f"{n} = excluded.{n}" for n in COLUMNS if n != "self_id")
+        rows = self._execute(
+            f"INSERT INTO jobs ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))}) "
+            f"ON CONFLICT(self_id) DO UPDATE SET {updates} WHERE jobs.status NOT IN ({_ACTIVE_SQL}) "
+            "RETURNING self_id",
+            (_to_sql(n, v) for n, v in fields.items()),
+        )
+        if not rows:
+            current = self.get(record.self_id)
+            pid = current.last_pid if current else None
+            raise JobExistsError(
+                f"job {record.self_id!r} is still {current.status if current else 'active'} (pid {pid}); "
+                "stop it or choose another id"
+            )
+
+    def update_if_active(
+        self,
+        job_id: str,
+        supervisor_pid: int | None,
+        fields: dict[str, Any],
+        only_status: str | None = None,
+    ) -> bool:
+        """Update a job only while it is still active (or in ``only_status``) and still the same run.
+
+        Returns True if the row changed, so concurrent folders of one exit do the work once.
+        """
+        fields = {**fields, "last_update": datetime.now(timezone.utc)}
+        JobRecord(self_id=job_id, **fields)  # validate
+        assignments = ", ".join(f"{n} = ?" for n in fields)
+        statuses = f"('{only_status}')" if only_status else f"({_ACTIVE_SQL})"
+        rows = self._execute(
+            f"UPDATE jobs SET {assignments} WHERE self_id = ? AND status IN {statuses} "
+            "AND supervisor_pid IS ? RETURNING self_id",
+            [*(_to_sql(n, v) for n, v in fields.items()), job_id, supervisor_pid],
+        )
+        return bool(rows)
+
+    def get(self, job_id: str) -> JobRecord | None:
+        """The record of ``job_id``, or None."""
+        found = self._query("WHERE self_id = ?", [validate_job_id(job_id)])
+        return found[0] if found else None
+
+    def list_status(self, filter: JobFilter | dict | None = None) -> JobRecordDict:
+        """Records matching every field of ``filter`` (equality), oldest first."""
+        if filter is not None and not isinstance(filter, JobFilter):
+            filter = JobFilter(filter)
+        criteria = {k: v for k, v in (filter or {}).items() if v is not None}
+        where = " AND ".join(f"{k} = ?" for k in criteria)
+        records = self._query(f"WHERE {where}" if where else "", (_to_sql(k, v) for k, v in criteria.items()))
+        out = JobRecordDict()
+        for rec in records:
+            dict.__setitem__(out, rec.self_id, rec)
+        return out
+
+    def list_active(self) -> list[JobRecord]:
+        """Records whose status is starting, running or stopping."""
+        return self._query(f"WHERE status IN ({_ACTIVE_SQL})")
+
+    def ids_like(self, prefix: str) -> list[str]:
+        """Job ids that start with ``prefix``."""
+        sql = "SELECT self_id FROM jobs WHERE substr(self_id, 1, ?) = ?"
+        rows = self._execute(sql, [len(prefix), prefix])
+        return [row[0] for row in rows]
+
+    def delete(self, job_id: str) -> None:
+        """Remove a job's record and its files."""
+        record = self.get(job_id)
+        if record is None:
+            return
+        for path in (*self.log_paths(record), self.exit_path(record)):
+            logs.remove_if_exists(path)
+        for extension in (".sh", ".py"):
+            logs.remove_if_exists(self.script_path(job_id, extension))
+        self._execute("DELETE FROM jobs WHERE self_id = ?", [job_id])
+
+    # -- output ----------------------------------------------------------------------------------
+
+    def job_logs(self, job_id: str) -> tuple[str, str]:
+        """``(stdout, stderr)`` of a job as text; empty strings for an unknown job."""
+        record = self.get(job_id)
+        if record is None:
+            return "", ""
+        out, err = self.log_paths(record)
+        return logs.read_text(out), logs.read_text(err)
+
+    def tail(self, job_id: str, n: int = 10, stream: str = "out") -> str:
+        """The last ``n`` lines of a job's stdout (``stream="out"``) or stderr (``"err"``)."""
+        record = self.get(job_id)
+        if record is None:
+            return ""
+        return logs.tail_lines(self.log_paths(record)[_stream_index(stream)], n)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __repr__(self) -> str:
+        return f"JobDB({self.db_path!r})"
+
+
+def _stream_index(stream: str) -> int:
+    if stream not in ("out", "err"):
+        raise ValueError(f"stream must be 'out' or 'err', not {stream!r}")
+    return 0 if stream == "out" else 1

@@ -1,0 +1,181 @@
+"""``Jobs``: the nodejobs API — run, stop, inspect and follow background jobs."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import time
+from collections.abc import Iterator, Sequence
+
+from . import logs
+from .errors import JobNotFoundError, JobStillRunningError
+from .jobdb import JobDB
+from .processes import Processes
+from .records import JobFilter, JobRecord, JobRecordDict
+
+FOLLOW_INTERVAL = 0.2
+
+
+def default_db_path() -> str:
+    """``$NODEJOBS_HOME``, else ``$XDG_DATA_HOME/nodejobs``, else ``~/.local/share/nodejobs``."""
+    if os.environ.get("NODEJOBS_HOME"):
+        return os.path.expanduser(os.environ["NODEJOBS_HOME"])
+    data_home = os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share")
+    return os.path.join(data_home, "nodejobs")
+
+
+def readable_base(command: str | Sequence[str]) -> str:
+    """A short word for a command, e.g. ``python train.py`` -> ``train``, ``sleep 5`` -> ``sleep``."""
+    try:
+        words = shlex.split(command) if isinstance(command, str) else [str(w) for w in command]
+    except ValueError:  # unbalanced quotes: the shell will say so; the id need not
+        words = str(command).split()
+    words = [w for w in words if "=" not in w.split("/")[0]] or ["job"]
+    program = os.path.basename(words[0])
+    if re.fullmatch(r"python[0-9.]*|bash|sh|node|Rscript", program) and len(words) > 1:
+        script = next((w for w in words[1:] if not w.startswith("-")), program)
+        program = os.path.splitext(os.path.basename(script))[0]
+    base = re.sub(r"[^A-Za-z0-9_]+", "-", program).strip("-")[:20]
+    return base or "job"
+
+
+class Jobs:
+    """Run commands as detached jobs recorded in ``<db_path>/jobs.db``.
+
+    ``db_path=None`` means ``default_db_path()``. Use as a context manager, or call ``close()``,
+    to stop the reaper thread; jobs keep running either way.
+    """
+
+    def __init__(
+        self,
+        db_path: str | None = None,
+        *,
+        startup_window: float = 0.01,
+        grace: float = 3.0,
+        reaper: bool = True,
+    ) -> None:
+        self.db_path = os.path.abspath(db_path or default_db_path())
+        self.jobdb = JobDB(self.db_path)
+        self.processes = Processes(self.jobdb, startup_window=startup_window, grace=grace, reaper=reaper)
+
+    # -- the contract of the original nodejobs ---------------------------------------------------
+
+    def run(
+        self,
+        command: str | Sequence[str],
+        job_id: str | None = None,
+        cwd: str | None = None,
+        envs: dict[str, str] | None = None,
+    ) -> JobRecord:
+        """Start ``command`` (a list runs directly, a string through ``/bin/sh -c``) as ``job_id``.
+
+        Without ``job_id`` a readable one is made from the command. Returns the record: ``running``,
+        ``finished`` (exited 0 at once) or ``failed_start`` (with ``reason``). Raises
+        ``JobExistsError`` if a job with that id is still running.
+        """
+        job_id = job_id or self.new_job_id(command)
+        return self.processes.run(command, job_id, envs=envs, cwd=cwd)
+
+    def stop(self, job_id: str, grace: float | None = None) -> JobRecord | None:
+        """Stop a job's whole process tree; the final record, or None for an unknown id."""
+        return self.processes.stop(job_id, grace)
+
+    def get_status(self, job_id: str) -> JobRecord | None:
+        """The up-to-date record of ``job_id``, or None."""
+        return self.processes.refresh(self.jobdb.get(job_id))
+
+    def list_status(self, filter: JobFilter | dict | None = None) -> JobRecordDict:
+        """Up-to-date records matching ``filter`` (any JobRecord fields, by equality)."""
+        if filter is not None and not isinstance(filter, JobFilter):
+            filter = JobFilter(filter)
+        self.processes.refresh_active()
+        return self.jobdb.list_status(filter)
+
+    def job_logs(self, job_id: str) -> tuple[str, str]:
+        """``(stdout, stderr)`` of a job."""
+        return self.jobdb.job_logs(job_id)
+
+    # -- more --------------------------------------------------------------------------------------
+
+    def tail(self, job_id: str, n: int = 10, stream: str = "out") -> str:
+        """The last ``n`` lines of stdout (``"out"``) or stderr (``"err"``), read from the end."""
+        return self.jobdb.tail(self._require(job_id).self_id, n, stream)
+
+    def wait(self, job_id: str, timeout: float | None = None) -> JobRecord:
+        """Block until the job ends; its final record. Raises ``TimeoutError`` after ``timeout`` s."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        record = self._require(job_id)
+        while record.is_active:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                raise TimeoutError(f"job {job_id!r} still {record.status} after {timeout} s")
+            self.processes.wait(record, remaining)
+            record = self._require(job_id)
+        return record
+
+    def follow(self, job_id: str, stream: str = "out", from_start: bool = True) -> Iterator[str]:
+        """Yield the job's output as it is written, until the job has ended and all is read."""
+        record = self._require(job_id)
+        path = self.jobdb.log_paths(record)[0 if stream == "out" else 1]
+        offset = 0 if from_start else os.path.getsize(path) if os.path.exists(path) else 0
+        while True:
+            text, offset = logs.read_from(path, offset)
+            if text:
+                yield text
+                continue
+            if not record.is_active:
+                return
+            self.processes.wait(record, FOLLOW_INTERVAL)  # returns at once when the job ends
+            record = self._require(job_id)
+
+    def rerun(self, job_id: str) -> JobRecord:
+        """Run an ended job again with the same command and directory (environment values are not kept)."""
+        record = self._require(job_id)
+        if record.is_active:
+            raise JobStillRunningError(f"job {job_id!r} is still {record.status}; stop it first")
+        command = record.command if record.shell else shlex.split(record.command or "")
+        return self.run(command, job_id, cwd=record.cwd)
+
+    def remove(self, job_id: str) -> None:
+        """Delete an ended job's record and files."""
+        record = self._require(job_id)
+        if record.is_active:
+            raise JobStillRunningError(f"job {job_id!r} is still {record.status}; stop it first")
+        self.jobdb.delete(job_id)
+
+    def clean(self) -> list[str]:
+        """Delete every ended job; the ids removed."""
+        ended = [i for i, r in self.list_status().items() if not r.is_active]
+        for job_id in ended:
+            self.jobdb.delete(job_id)
+        return ended
+
+    def new_job_id(self, command: str | Sequence[str]) -> str:
+        """A readable id not used yet, e.g. ``train-3``."""
+        base = readable_base(command)
+        taken = set(self.jobdb.ids_like(base + "-"))
+        n = 1
+        while f"{base}-{n}" in taken:
+            n += 1
+        return f"{base}-{n}"
+
+    def _require(self, job_id: str) -> JobRecord:
+        record = self.get_status(job_id)
+        if record is None:
+            raise JobNotFoundError(f"no job {job_id!r} in {self.db_path}")
+        return record
+
+    def close(self) -> None:
+        """Stop the reaper thread and close the database (running jobs are not touched)."""
+        self.processes.close()
+        self.jobdb.close()
+
+    def __enter__(self) -> Jobs:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Jobs({self.db_path!r})"

@@ -1,0 +1,235 @@
+"""``Processes``: launch, find, stop and list job processes, and fold their ends into the ``JobDB``."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+import shutil
+import signal
+from collections.abc import Sequence
+from datetime import datetime, timezone
+
+import psutil
+
+from .jobdb import JobDB
+from .reaper import Reaper
+from .records import JobRecord, JobStatus, validate_job_id
+from .supervise import LocalBackend, boot_id
+
+log = logging.getLogger(__name__)
+
+S = JobStatus
+LOST_REASON = "the supervisor ended without recording an exit code (killed, or the machine restarted)"
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def final_status(current: str | None, exit_code: int | None) -> str:
+    """The terminal status of a job that was ``current`` and ended with ``exit_code``."""
+    if current == S.c_stopping:
+        return S.c_stopped
+    if exit_code == 0:
+        return S.c_finished
+    return S.c_failed_start if current == S.c_starting else S.c_failed
+
+
+class Processes:
+    """Process control for one ``JobDB``: launch, find, stop, list, and the reaper thread."""
+
+    def __init__(
+        self,
+        job_db: JobDB,
+        startup_window: float = 0.01,
+        grace: float = 3.0,
+        reaper: bool = True,
+        backend: LocalBackend | None = None,
+    ) -> None:
+        self.job_db = job_db
+        self.startup_window = startup_window
+        self.grace = grace
+        self.backend = backend or LocalBackend()
+        self.reaper = Reaper(self._on_exit) if reaper else None
+
+    # -- launching -------------------------------------------------------------------------------
+
+    def run(
+        self,
+        command: str | Sequence[str],
+        job_id: str,
+        envs: dict[str, str] | None = None,
+        cwd: str | None = None,
+        logdir: str | None = None,
+        logfile: str | None = None,
+    ) -> JobRecord:
+        """Start ``command`` as job ``job_id`` (the id must be free or its job ended); return the record."""
+        validate_job_id(job_id)
+        shell = isinstance(command, str)
+        argv = ["/bin/sh", "-c", command] if shell else [os.fspath(a) for a in command]  # type: ignore[union-attr]
+        if not argv or not argv[-1 if shell else 0]:
+            raise ValueError("empty command")
+        cwd = os.path.abspath(os.path.expanduser(cwd)) if cwd else os.getcwd()
+        envs = {str(k): str(v) for k, v in (envs or {}).items()}
+        env = {**os.environ, **envs, "NODEJOBS_JOB_ID": job_id}
+        record = JobRecord(
+            self_id=job_id,
+            status=S.c_starting,
+            command=command if shell else shlex.join(argv),
+            shell=shell,
+            cwd=cwd,
+            dirname=self.job_db.db_path,
+            logdir=os.path.abspath(logdir) if logdir else self.job_db.logdir,
+            logfile=validate_job_id(logfile) if logfile else job_id,
+            env_keys=",".join(sorted(envs)) or None,
+            started_at=_now(),
+            boot_id=boot_id(),
+        )
+        self.refresh(self.job_db.get(job_id))  # a stale "running" record must not block the id
+        self.job_db.claim(record)  # raises JobExistsError if a live job holds the id
+        problem = _startup_problem(argv, shell, cwd, env)
+        if problem:
+            return self._fail_start(record, problem)
+        out_path, err_path = self.job_db.log_paths(record)
+        try:
+            launched = self.backend.launch(argv, env, cwd, out_path, err_path, self.job_db.exit_path(record))
+        except OSError as exc:
+            return self._fail_start(record, f"cannot start: {exc.strerror or exc}")
+        ids = dict(
+            supervisor_pid=launched.supervisor_pid,
+            supervisor_start=launched.supervisor_start,
+            last_pid=launched.pid,
+            pid_start=launched.pid_start,
+        )
+        self.job_db.update_if_active(job_id, None, ids)
+        record.update(ids)
+        if self.reaper is not None:
+            self.reaper.watch(job_id, launched.popen)
+        ended = self.backend.wait(
+            launched.supervisor_pid, launched.supervisor_start, record.boot_id, self.startup_window
+        )
+        if not ended:
+            self.job_db.update_if_active(
+                job_id, launched.supervisor_pid, {"status": S.c_running}, only_status=S.c_starting
+            )
+        return self.refresh(self.job_db.get(job_id))  # type: ignore[arg-type]
+
+    def _fail_start(self, record: JobRecord, reason: str) -> JobRecord:
+        _, err_path = self.job_db.log_paths(record)
+        with open(os.open(err_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+            f.write(f"nodejobs: {reason}\n")
+        self.job_db.update_if_active(
+            record.self_id, None, {"status": S.c_failed_start, "reason": reason, "ended_at": _now()}
+        )
+        return self.job_db.get(record.self_id)  # type: ignore[return-value]
+
+    # -- state -----------------------------------------------------------------------------------
+
+    def refresh(self, record: JobRecord | None) -> JobRecord | None:
+        """Bring an active record up to date with its processes; ended records are returned as is."""
+        if record is None or not record.is_active or record.supervisor_pid is None:
+            return record
+        ended = self.backend.exit_status(self.job_db.exit_path(record))
+        if ended is None:
+            if self.backend.alive(record.supervisor_pid, record.supervisor_start, record.boot_id):
+                return record
+            ended = self.backend.exit_status(self.job_db.exit_path(record))  # it may have just written
+        if ended is None:
+            if self.backend.alive(record.last_pid, record.pid_start, record.boot_id):
+                return record  # supervisor gone but the payload still runs: its end is not knowable
+            fields = {"status": final_status(record.status, 1), "reason": LOST_REASON, "ended_at": _now()}
+        else:
+            code, ended_at = ended
+            fields = {"status": final_status(record.status, code), "exit_code": code, "ended_at": ended_at}
+            if fields["status"] == S.c_failed_start:
+                fields["reason"] = f"exited with code {code} during startup; see its error log"
+        if self.job_db.update_if_active(record.self_id, record.supervisor_pid, fields):
+            log.debug("job %s ended: %s", record.self_id, fields)
+        return self.job_db.get(record.self_id)
+
+    def refresh_active(self) -> None:
+        """Fold the end of every job recorded as active whose processes have ended."""
+        for record in self.job_db.list_active():
+            self.refresh(record)
+
+    def _on_exit(self, job_id: str) -> None:
+        self.refresh(self.job_db.get(job_id))
+
+    def wait(self, record: JobRecord, timeout: float | None) -> bool:
+        """Wait for the job's supervisor (or, if it is gone, its payload) to exit; True if it has."""
+        boot = record.boot_id
+        if self.backend.alive(record.supervisor_pid, record.supervisor_start, boot):
+            return self.backend.wait(record.supervisor_pid, record.supervisor_start, boot, timeout)
+        return self.backend.wait(record.last_pid, record.pid_start, boot, timeout)
+
+    # -- finding and stopping --------------------------------------------------------------------
+
+    def find(self, job_id: str) -> psutil.Process | None:
+        """The running payload process of ``job_id``, or None."""
+        record = self.refresh(self.job_db.get(job_id))
+        if record is None or not record.is_active:
+            return None
+        if not self.backend.alive(record.last_pid, record.pid_start, record.boot_id):
+            return None
+        proc = psutil.Process(record.last_pid)
+        proc.job_id = job_id  # type: ignore[attr-defined]
+        return proc
+
+    def list(self) -> list[psutil.Process]:
+        """Running payload processes of active jobs, each with a ``job_id`` attribute."""
+        found = []
+        for record in self.job_db.list_active():
+            proc = self.find(record.self_id)
+            if proc is not None:
+                found.append(proc)
+        return found
+
+    def stop(self, job_id: str, grace: float | None = None) -> JobRecord | None:
+        """SIGTERM the job's group and tree, SIGKILL after ``grace`` s; return the final record."""
+        record = self.refresh(self.job_db.get(job_id))
+        if record is None or not record.is_active:
+            return record
+        grace = self.grace if grace is None else grace
+        self.job_db.update_if_active(job_id, record.supervisor_pid, {"status": S.c_stopping})
+        record["status"] = S.c_stopping
+        sup = (record.supervisor_pid, record.supervisor_start)
+        payload = (record.last_pid, record.pid_start)
+        self.backend.signal_job(sup, payload, record.boot_id, signal.SIGTERM, spare_supervisor=False)
+        if not self.wait(record, grace):
+            log.info("job %s survived SIGTERM for %.1f s; sending SIGKILL", job_id, grace)
+            self.backend.signal_job(sup, payload, record.boot_id, signal.SIGKILL, spare_supervisor=True)
+            if not self.wait(record, max(grace, 1.0)):
+                self.job_db.update_if_active(
+                    job_id,
+                    record.supervisor_pid,
+                    {"status": S.c_failed_stop, "reason": "the job survived SIGTERM and SIGKILL"},
+                )
+                return self.job_db.get(job_id)
+        return self.refresh(record)
+
+    def close(self) -> None:
+        """Stop the reaper thread."""
+        if self.reaper is not None:
+            self.reaper.close()
+
+
+def _startup_problem(argv: list[str], shell: bool, cwd: str, env: dict[str, str]) -> str | None:
+    """Why ``argv`` cannot start in ``cwd``, or None if it looks startable."""
+    if not os.path.isdir(cwd):
+        return f"working directory does not exist: {cwd}"
+    if not os.access(cwd, os.X_OK):
+        return f"working directory is not accessible: {cwd}"
+    if shell:
+        return None
+    program = argv[0]
+    if os.sep in program:
+        path = program if os.path.isabs(program) else os.path.join(cwd, program)
+        if not os.path.exists(path):
+            return f"no such file: {program}"
+        if os.path.isdir(path) or not os.access(path, os.X_OK):
+            return f"permission denied: {program} is not executable"
+        return None
+    if shutil.which(program, path=env.get("PATH", os.defpath)) is None:
+        return f"command not found: {program}"
+    return None

@@ -1,0 +1,1 @@
+"""IPython extension for nodejobs (built in its own issue)."""
