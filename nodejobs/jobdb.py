@@ -136,23 +136,27 @@ class JobDB:
             (_to_sql(n, fields[n]) for n in names),
         )
 
-    def claim(self, record: JobRecord) -> None:
+    def claim(self, record: JobRecord, replace: bool = True) -> None:
         """Write ``record`` as the job's new run, replacing an ended run of the same id.
 
-        Raises ``JobExistsError`` if a run of that id is still active (checked atomically, so two
-        processes cannot start the same id at once).
+        Raises ``JobExistsError`` if a run of that id is still active, or with ``replace=False`` if
+        the id exists at all (checked atomically, so two processes cannot take the same id at once).
         """
         fields = {name: record.get(name) for name in COLUMNS}
         fields["last_update"] = datetime.now(timezone.utc)
         updates = ", ".join(f"{n} = excluded.{n}" for n in COLUMNS if n != "self_id")
+        on_conflict = (
+            f"DO UPDATE SET {updates} WHERE jobs.status NOT IN ({_ACTIVE_SQL})" if replace else "DO NOTHING"
+        )
         rows = self._execute(
             f"INSERT INTO jobs ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))}) "
-            f"ON CONFLICT(self_id) DO UPDATE SET {updates} WHERE jobs.status NOT IN ({_ACTIVE_SQL}) "
-            "RETURNING self_id",
+            f"ON CONFLICT(self_id) {on_conflict} RETURNING self_id",
             (_to_sql(n, v) for n, v in fields.items()),
         )
         if not rows:
             current = self.get(record.self_id)
+            if current is not None and not current.is_active:
+                raise JobExistsError(f"job {record.self_id!r} already exists ({current.status})")
             pid = current.last_pid if current else None
             raise JobExistsError(
                 f"job {record.self_id!r} is still {current.status if current else 'active'} (pid {pid}); "

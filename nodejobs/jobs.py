@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterator, Sequence
 
 from . import logs
-from .errors import JobNotFoundError, JobStillRunningError
+from .errors import JobExistsError, JobNotFoundError, JobStillRunningError
 from .jobdb import JobDB
 from .processes import Processes
 from .records import JobFilter, JobRecord, JobRecordDict
@@ -74,8 +74,14 @@ class Jobs:
         ``finished`` (exited 0 at once) or ``failed_start`` (with ``reason``). Raises
         ``JobExistsError`` if a job with that id is still running.
         """
-        job_id = job_id or self.new_job_id(command)
-        return self.processes.run(command, job_id, envs=envs, cwd=cwd)
+        if job_id is not None:
+            return self.processes.run(command, job_id, envs=envs, cwd=cwd)
+        while True:
+            job_id = self.new_job_id(command)
+            try:
+                return self.processes.run(command, job_id, envs=envs, cwd=cwd, replace=False)
+            except JobExistsError:
+                continue  # another process took that name between choosing and claiming it
 
     def stop(self, job_id: str, grace: float | None = None) -> JobRecord | None:
         """Stop a job's whole process tree; the final record, or None for an unknown id."""
@@ -116,11 +122,14 @@ class Jobs:
 
     def follow(self, job_id: str, stream: str = "out", from_start: bool = True) -> Iterator[str]:
         """Yield the job's output as it is written, until the job has ended and all is read."""
+        if stream not in ("out", "err"):
+            raise ValueError(f"stream must be 'out' or 'err', not {stream!r}")
         record = self._require(job_id)
         path = self.jobdb.log_paths(record)[0 if stream == "out" else 1]
         offset = 0 if from_start else os.path.getsize(path) if os.path.exists(path) else 0
         while True:
-            text, offset = logs.read_from(path, offset)
+            # Once the job has ended nothing will complete a trailing partial character: flush it.
+            text, offset = logs.read_from(path, offset, final=not record.is_active)
             if text:
                 yield text
                 continue

@@ -60,10 +60,11 @@ def tail_lines(path: str, n: int = 10, max_bytes: int = 16 * 1024 * 1024) -> str
     return decode(b"".join(lines[-n:]))
 
 
-def read_from(path: str, offset: int, limit: int = 1024 * 1024) -> tuple[str, int]:
+def read_from(path: str, offset: int, limit: int = 1024 * 1024, final: bool = False) -> tuple[str, int]:
     """New text from ``offset`` (at most ``limit`` bytes) and the offset to read from next.
 
-    Stops before an incomplete UTF-8 sequence at the end so a character is never split. If the file
+    Stops before an incomplete UTF-8 sequence at the end so a character is never split, unless
+    ``final`` (the writer has ended: what is left is decoded with replacement characters). If the file
     shrank (replaced by a rerun), reading starts again from 0.
     """
     try:
@@ -76,7 +77,12 @@ def read_from(path: str, offset: int, limit: int = 1024 * 1024) -> tuple[str, in
             offset = 0
         f.seek(offset)
         data = f.read(min(limit, size - offset))
-    keep = _complete_utf8_prefix(data) if len(data) == limit or data[-1:] >= b"\x80" else len(data)
+    if final and len(data) < limit:  # read to the end: nothing more will complete it
+        keep = len(data)
+    elif len(data) == limit or data[-1:] >= b"\x80":
+        keep = _complete_utf8_prefix(data)
+    else:
+        keep = len(data)
     return decode(data[:keep]), offset + keep
 
 

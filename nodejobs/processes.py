@@ -7,12 +7,14 @@ import os
 import shlex
 import shutil
 import signal
+import time
 from collections.abc import Sequence
 from datetime import datetime, timezone
 
 import psutil
 
 from .jobdb import JobDB
+from .logs import remove_if_exists
 from .reaper import Reaper
 from .records import JobRecord, JobStatus, validate_job_id
 from .supervise import LocalBackend, boot_id
@@ -63,8 +65,13 @@ class Processes:
         cwd: str | None = None,
         logdir: str | None = None,
         logfile: str | None = None,
+        *,
+        replace: bool = True,
     ) -> JobRecord:
-        """Start ``command`` as job ``job_id`` (the id must be free or its job ended); return the record."""
+        """Start ``command`` as job ``job_id`` (the id must be free or its job ended); return the record.
+
+        With ``replace=False`` an id that exists at all is refused (``JobExistsError``).
+        """
         validate_job_id(job_id)
         shell = isinstance(command, str)
         argv = ["/bin/sh", "-c", command] if shell else [os.fspath(a) for a in command]  # type: ignore[union-attr]
@@ -87,7 +94,11 @@ class Processes:
             boot_id=boot_id(),
         )
         self.refresh(self.job_db.get(job_id))  # a stale "running" record must not block the id
-        self.job_db.claim(record)  # raises JobExistsError if a live job holds the id
+        self.job_db.claim(record, replace)  # raises JobExistsError if a live job holds the id
+        try:
+            os.makedirs(record.logdir, mode=0o700, exist_ok=True)
+        except OSError as exc:
+            return self._fail_start(record, f"cannot create log directory {record.logdir}: {exc.strerror}")
         problem = _startup_problem(argv, shell, cwd, env)
         if problem:
             return self._fail_start(record, problem)
@@ -116,9 +127,15 @@ class Processes:
         return self.refresh(self.job_db.get(job_id))  # type: ignore[arg-type]
 
     def _fail_start(self, record: JobRecord, reason: str) -> JobRecord:
-        _, err_path = self.job_db.log_paths(record)
-        with open(os.open(err_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
-            f.write(f"nodejobs: {reason}\n")
+        """Record that the job could not start; its logs are replaced by the reason (best effort)."""
+        out_path, err_path = self.job_db.log_paths(record)
+        try:
+            remove_if_exists(out_path)
+            remove_if_exists(self.job_db.exit_path(record))
+            with open(os.open(err_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+                f.write(f"nodejobs: {reason}\n")
+        except OSError as exc:
+            log.warning("job %s: cannot write its error log %s: %s", record.self_id, err_path, exc)
         self.job_db.update_if_active(
             record.self_id, None, {"status": S.c_failed_start, "reason": reason, "ended_at": _now()}
         )
@@ -141,12 +158,24 @@ class Processes:
             fields = {"status": final_status(record.status, 1), "reason": LOST_REASON, "ended_at": _now()}
         else:
             code, ended_at = ended
+            if record.started_at is not None:  # file times are coarse: never end before the start
+                ended_at = max(ended_at, record.started_at)
             fields = {"status": final_status(record.status, code), "exit_code": code, "ended_at": ended_at}
             if fields["status"] == S.c_failed_start:
                 fields["reason"] = f"exited with code {code} during startup; see its error log"
-        if self.job_db.update_if_active(record.self_id, record.supervisor_pid, fields):
+        same_run = (record.self_id, record.supervisor_pid)
+        if self.job_db.update_if_active(*same_run, fields, only_status=record.status):
             log.debug("job %s ended: %s", record.self_id, fields)
-        return self.job_db.get(record.self_id)
+            return self.job_db.get(record.self_id)
+        current = self.job_db.get(record.self_id)
+        if (
+            current is not None
+            and current.is_active
+            and current.status != record.status
+            and current.supervisor_pid == record.supervisor_pid
+        ):
+            return self.refresh(current)  # its status moved on meanwhile (e.g. a stop began): fold again
+        return current
 
     def refresh_active(self) -> None:
         """Fold the end of every job recorded as active whose processes have ended."""
@@ -195,11 +224,21 @@ class Processes:
         record["status"] = S.c_stopping
         sup = (record.supervisor_pid, record.supervisor_start)
         payload = (record.last_pid, record.pid_start)
-        self.backend.signal_job(sup, payload, record.boot_id, signal.SIGTERM, spare_supervisor=False)
-        if not self.wait(record, grace):
+        boot = record.boot_id
+        deadline = time.monotonic() + grace
+        tree = self.backend.tree(*sup, boot) or self.backend.tree(*payload, boot)
+        members = [proc for proc in tree if proc.pid != sup[0]]
+        self.backend.signal_job(sup, payload, boot, signal.SIGTERM, spare_supervisor=False)
+        ended = self.wait(record, grace)
+        # Children that ignore SIGTERM can outlive the payload: they get what is left of the grace.
+        survivors = self.backend.wait_gone(members, deadline - time.monotonic())
+        if not ended or survivors:
             log.info("job %s survived SIGTERM for %.1f s; sending SIGKILL", job_id, grace)
-            self.backend.signal_job(sup, payload, record.boot_id, signal.SIGKILL, spare_supervisor=True)
-            if not self.wait(record, max(grace, 1.0)):
+            self.backend.signal_job(sup, payload, boot, signal.SIGKILL, spare_supervisor=True)
+            self.backend.kill(survivors, signal.SIGKILL)
+            ended = ended or self.wait(record, max(grace, 1.0))
+            survivors = self.backend.wait_gone(survivors, max(grace, 1.0))
+            if not ended or survivors:
                 self.job_db.update_if_active(
                     job_id,
                     record.supervisor_pid,

@@ -9,7 +9,8 @@ from .errors import InvalidJobIdError
 from .schema import BaseData, Choices
 
 MAX_JOB_ID_LENGTH = 128
-_BAD_ID_CHARS = re.compile(r"[/\\\x00-\x1f\x7f]")
+MAX_JOB_ID_BYTES = 200  # the id plus its longest file suffix must fit NAME_MAX (255 bytes)
+_BAD_ID_CHARS = re.compile(r"[/\\\x00-\x1f\x7f-\x9f]")
 
 
 def validate_job_id(job_id: Any) -> str:
@@ -18,6 +19,12 @@ def validate_job_id(job_id: Any) -> str:
         raise InvalidJobIdError(f"invalid job id {job_id!r}: must be a non-empty string")
     if len(job_id) > MAX_JOB_ID_LENGTH:
         raise InvalidJobIdError(f"invalid job id: longer than {MAX_JOB_ID_LENGTH} characters")
+    try:
+        size = len(job_id.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise InvalidJobIdError(f"invalid job id {job_id!r}: not encodable as UTF-8") from None
+    if size > MAX_JOB_ID_BYTES:
+        raise InvalidJobIdError(f"invalid job id: longer than {MAX_JOB_ID_BYTES} bytes in UTF-8")
     if _BAD_ID_CHARS.search(job_id):
         raise InvalidJobIdError(f"invalid job id {job_id!r}: no path separators or control characters")
     if job_id in (".", "..") or ".." in job_id or job_id.startswith(("-", ".")):

@@ -19,9 +19,11 @@ wait); a cluster backend would implement the same methods.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import select
 import subprocess
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -211,6 +213,44 @@ class LocalBackend:
                 continue
             sent += _kill(proc, sig)
         return sent
+
+    def kill(self, procs: list[psutil.Process], sig: int) -> int:
+        """Send ``sig`` to each process that is still the one listed (psutil checks pid reuse)."""
+        return sum(_kill(proc, sig) for proc in procs)
+
+    def wait_gone(self, procs: list[psutil.Process], timeout: float) -> list[psutil.Process]:
+        """Wait up to ``timeout`` s until every listed process has exited; return those still running."""
+        fds: dict[int, psutil.Process] = {}
+        try:
+            for proc in procs:
+                try:
+                    fd = os.pidfd_open(proc.pid)
+                except OSError:
+                    continue
+                fds[fd] = proc
+                try:
+                    same = proc.is_running()  # checked after opening: the fd is this very process
+                except psutil.Error:
+                    same = False
+                if not same:
+                    del fds[fd]
+                    os.close(fd)
+            poller = select.poll()
+            for fd in fds:
+                poller.register(fd, select.POLLIN)
+            deadline = time.monotonic() + timeout
+            while fds:
+                remaining = max(0.0, deadline - time.monotonic())
+                for fd, _ in poller.poll(math.ceil(remaining * 1000)):  # polled once even at 0
+                    poller.unregister(fd)
+                    del fds[fd]
+                    os.close(fd)
+                if remaining == 0:
+                    break
+            return list(fds.values())
+        finally:
+            for fd in fds:
+                os.close(fd)
 
 
 def _read_pid(fd: int, timeout: float = 10.0) -> int | None:

@@ -1,0 +1,18 @@
+"""Run the suite cheapest first: unit tests, reliability, kernels, notebooks, then the browser."""
+
+_ORDER = ("reliability", "kernel")
+
+
+def _rank(item) -> int:
+    if item.get_closest_marker("browser"):
+        return 4
+    if str(item.fspath).endswith(".ipynb"):
+        return 3
+    for rank, marker in enumerate(_ORDER, start=1):
+        if item.get_closest_marker(marker):
+            return rank
+    return 0
+
+
+def pytest_collection_modifyitems(session, config, items):
+    items.sort(key=_rank)

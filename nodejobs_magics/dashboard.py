@@ -1,0 +1,331 @@
+"""``JobDashboard``: a live ipywidgets table of jobs, a log pane, Stop and Rerun buttons, a status filter.
+
+It refreshes itself on a background thread, so cells keep running while it updates (ipywidgets 8 sends
+trait changes made on any thread through the kernel's comm channel). A refresh is one ``list_status``
+plus, for the selected job, the log bytes written since the last offset; a widget is written only when
+its value changed. Stop and Rerun run on that thread too, so a click never blocks the kernel.
+
+Stable CSS classes, for styling and browser tests (``<id>`` is the job id with characters other than
+letters, digits, ``_`` and ``-`` replaced by ``_``): ``nodejobs-dashboard`` (the whole),
+``nodejobs-filter``, ``nodejobs-count``, ``nodejobs-message``, ``nodejobs-table``, ``nodejobs-header``,
+``nodejobs-row`` and ``nodejobs-row-<id>`` (one row; ``nodejobs-selected`` when its log is shown),
+in a row ``nodejobs-id`` (button selecting the job), ``nodejobs-status`` and
+``nodejobs-status-<status>``, ``nodejobs-exit``, ``nodejobs-pid``, ``nodejobs-started``,
+``nodejobs-duration``, ``nodejobs-command``, ``nodejobs-stop``, ``nodejobs-rerun``; the log pane
+``nodejobs-logpane``, ``nodejobs-log-title``, ``nodejobs-stream`` (stdout/stderr) and ``nodejobs-log``.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import queue
+import re
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import ipywidgets as widgets
+from IPython import get_ipython
+from IPython.display import display
+
+from nodejobs import JobRecord, JobRecordDict, Jobs, NodeJobsError
+
+from .display import format_duration, format_time, set_value, status_html, summary
+from .logpane import LogPane
+
+log = logging.getLogger(__name__)
+
+FILTERS = ("all", "active", "ended", "running", "finished", "failed", "stopped", "failed_start")
+_CELLS = (  # (attribute, header, width)
+    ("exit_code", "exit", "3.5em"),
+    ("pid", "pid", "5.5em"),
+    ("started", "started", "8em"),
+    ("duration", "duration", "6.5em"),
+)
+_CLOSE = object()
+
+
+def css_name(job_id: str) -> str:
+    """``job_id`` made safe inside a CSS class name."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", job_id)
+
+
+def _cell(css_class: str, width: str, value: str = "") -> widgets.HTML:
+    cell = widgets.HTML(value, layout=widgets.Layout(width=width, overflow="hidden", margin="0 4px"))
+    cell.add_class(css_class)
+    return cell
+
+
+class JobRow:
+    """The widgets of one table row; ``values`` is what they show now."""
+
+    def __init__(self, job_id: str, on_select: Callable, on_stop: Callable, on_rerun: Callable) -> None:
+        self.job_id = job_id
+        self.id_button = widgets.Button(
+            description=job_id, tooltip="show this job's output", layout=widgets.Layout(width="11em")
+        )
+        self.id_button.add_class("nodejobs-id")
+        self.status = _cell("nodejobs-status", "7.5em")
+        self.exit_code, self.pid, self.started, self.duration = (
+            _cell(f"nodejobs-{'exit' if name == 'exit_code' else name}", width) for name, _, width in _CELLS
+        )
+        self.command = _cell("nodejobs-command", "auto")
+        self.command.layout.flex = "1 1 auto"
+        self.stop_button = widgets.Button(
+            description="Stop", button_style="danger", layout=widgets.Layout(width="4.5em")
+        )
+        self.stop_button.add_class("nodejobs-stop")
+        self.rerun_button = widgets.Button(description="Rerun", layout=widgets.Layout(width="4.5em"))
+        self.rerun_button.add_class("nodejobs-rerun")
+        self.id_button.on_click(lambda _: on_select(job_id))
+        self.stop_button.on_click(lambda _: on_stop(job_id))
+        self.rerun_button.on_click(lambda _: on_rerun(job_id))
+        self.box = widgets.HBox(
+            [self.id_button, self.status, self.exit_code, self.pid, self.started, self.duration,
+             self.command, self.stop_button, self.rerun_button],
+            layout=widgets.Layout(align_items="center"),
+        )  # fmt: skip
+        self.box.add_class("nodejobs-row")
+        self.box.add_class(f"nodejobs-row-{css_name(job_id)}")
+        self.values: dict[str, Any] = {}
+
+    def show(self, record: JobRecord) -> bool:
+        """Write the widgets whose value changed; True if any did."""
+        command = html.escape(record.command or "")
+        values = {
+            "status": status_html(record.status),
+            "exit_code": "" if record.exit_code is None else str(record.exit_code),
+            "pid": "" if record.last_pid is None else str(record.last_pid),
+            "started": format_time(record.started_at),
+            "duration": format_duration(record.duration),
+            "command": f"<code title='{command}'>{command}</code>",
+            "stop": not record.is_active,
+            "rerun": record.is_active,
+        }
+        old_status = self.values.get("status_name")
+        values["status_name"] = record.status
+        changed = [k for k, v in values.items() if self.values.get(k) != v]
+        for key in changed:
+            if key in ("stop", "rerun"):
+                getattr(self, f"{key}_button").disabled = values[key]
+            elif key == "status_name":
+                with self.status.hold_sync():
+                    if old_status:
+                        self.status.remove_class(f"nodejobs-status-{old_status}")
+                    self.status.add_class(f"nodejobs-status-{record.status}")
+            else:
+                getattr(self, key).value = values[key]
+        self.values = values
+        return bool(changed)
+
+    def select(self, selected: bool) -> None:
+        if selected:
+            self.box.add_class("nodejobs-selected")
+        else:
+            self.box.remove_class("nodejobs-selected")
+        self.id_button.button_style = "info" if selected else ""
+
+    def close(self) -> None:
+        for child in self.box.children:
+            child.close()
+        self.box.close()
+
+
+class JobDashboard(widgets.VBox):
+    """A live view of the jobs of ``jobs`` (default: the kernel's ``%job`` database, else a new ``Jobs``).
+
+    ``job_ids`` limits it to those jobs. It refreshes every ``refresh_interval`` seconds on its own
+    thread until ``close()``. ``rows`` maps job id to ``JobRow``; ``select(job_id)`` picks the job whose
+    output the log pane follows.
+    """
+
+    def __init__(
+        self,
+        jobs: Jobs | None = None,
+        job_ids: Sequence[str] | None = None,
+        *,
+        refresh_interval: float = 1.0,
+        log_lines: int = 40,
+        max_rows: int = 100,
+        status: str = "all",
+        grace: float | None = None,
+    ) -> None:
+        magics = _kernel_magics() if jobs is None else None
+        self._owns_jobs = jobs is None and magics is None
+        self.jobs = jobs or (magics.jobs if magics is not None else Jobs())
+        self.job_ids = list(job_ids) if job_ids else None
+        self.refresh_interval = refresh_interval
+        self.max_rows = max_rows
+        self.grace = grace
+        self.rows: dict[str, JobRow] = {}
+        self.selected: str | None = None
+        self.status_filter = widgets.Dropdown(
+            options=FILTERS, value=status, description="status", layout=widgets.Layout(width="14em")
+        )
+        self.status_filter.add_class("nodejobs-filter")
+        self.count_label = widgets.HTML()
+        self.count_label.add_class("nodejobs-count")
+        self.message = widgets.HTML()
+        self.message.add_class("nodejobs-message")
+        title = widgets.HTML(f"<b>nodejobs</b> <code>{html.escape(self.jobs.db_path)}</code>")
+        title.add_class("nodejobs-title")
+        self._header = widgets.HBox(
+            [_cell("nodejobs-head", "11em", "<b>id</b>"), _cell("nodejobs-head", "7.5em", "<b>status</b>")]
+            + [_cell("nodejobs-head", width, f"<b>{head}</b>") for _, head, width in _CELLS]
+            + [_cell("nodejobs-head", "auto", "<b>command</b>")]
+        )
+        self._header.add_class("nodejobs-header")
+        self.table = widgets.VBox([self._header])
+        self.table.add_class("nodejobs-table")
+        self.log_pane = LogPane(log_lines)
+        self._top = widgets.HBox([title, self.status_filter, self.count_label])
+        super().__init__([self._top, self.table, self.message, self.log_pane.box])
+        self.add_class("nodejobs-dashboard")
+        self._lock = threading.RLock()
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._closed = False
+        self._shown_in: int | None = None
+        self.status_filter.observe(lambda _: self.refresh(), "value")
+        self.log_pane.stream.observe(lambda _: self._show_log(), "value")
+        if self.job_ids and len(self.job_ids) == 1:
+            self.selected = self.job_ids[0]
+        self.refresh()
+        self._thread = threading.Thread(target=self._loop, name="nodejobs-dashboard", daemon=True)
+        self._thread.start()
+        if magics is not None:
+            magics.track(self)  # closed with the kernel's Jobs
+
+    # -- public ----------------------------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def refresh(self) -> None:
+        """Bring the table and the log pane up to date now (the thread also does this on its own)."""
+        with self._lock:
+            if self._closed:
+                return
+            records = self.jobs.list_status()
+            shown = self._visible(records)
+            for job_id in [i for i in self.rows if i not in shown]:
+                self.rows.pop(job_id).close()
+            for job_id, record in shown.items():
+                if job_id not in self.rows:
+                    self.rows[job_id] = JobRow(job_id, self.select, self._on_stop, self._on_rerun)
+                    self.rows[job_id].select(job_id == self.selected)
+                self.rows[job_id].show(record)
+            self.rows = {job_id: self.rows[job_id] for job_id in shown}  # in table order
+            boxes = (self._header, *(row.box for row in self.rows.values()))
+            if self.table.children != boxes:
+                self.table.children = boxes
+            count = (
+                f"{len(shown)} of {len(records)} jobs"
+                if len(shown) != len(records)
+                else f"{len(records)} jobs"
+            )
+            set_value(self.count_label, count)
+            if self.selected is not None and self.selected not in records:
+                self.selected = None
+            if self.selected is None and shown:
+                self.select(next(iter(shown)))
+            else:
+                self.log_pane.show(self.jobs, records.get(self.selected) if self.selected else None)
+
+    def select(self, job_id: str) -> None:
+        """Show ``job_id``'s output in the log pane."""
+        with self._lock:
+            if self.selected in self.rows:
+                self.rows[self.selected].select(False)
+            self.selected = job_id
+            if job_id in self.rows:
+                self.rows[job_id].select(True)
+            self._show_log()
+
+    def close(self) -> None:
+        """Stop refreshing and close every widget (idempotent)."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._queue.put(_CLOSE)
+        if threading.current_thread() is not self._thread:
+            self._thread.join()
+        for row in self.rows.values():
+            row.close()
+        self.rows.clear()
+        self.log_pane.close()
+        for widget in (*self._top.children, self._top, self._header, *self._header.children, self.table):
+            widget.close()
+        self.message.close()
+        if self._owns_jobs:
+            self.jobs.close()
+        super().close()
+
+    # -- internals -------------------------------------------------------------------------------
+
+    def _visible(self, records: JobRecordDict) -> dict[str, JobRecord]:
+        wanted = self.status_filter.value
+        shown = {}
+        for job_id in reversed(records):  # newest first
+            record = records[job_id]
+            if self.job_ids is not None and job_id not in self.job_ids:
+                continue
+            if (wanted == "active" and not record.is_active) or (wanted == "ended" and record.is_active):
+                continue
+            if wanted not in ("all", "active", "ended") and record.status != wanted:
+                continue
+            shown[job_id] = record
+            if len(shown) >= self.max_rows:
+                break
+        return shown
+
+    def _show_log(self) -> None:
+        with self._lock:
+            if not self._closed:
+                record = self.jobs.get_status(self.selected) if self.selected else None
+                self.log_pane.show(self.jobs, record)
+
+    def _on_stop(self, job_id: str) -> None:
+        self._queue.put(lambda: self.jobs.stop(job_id, self.grace))
+
+    def _on_rerun(self, job_id: str) -> None:
+        self._queue.put(lambda: self.jobs.rerun(job_id))
+
+    def _loop(self) -> None:
+        while True:
+            try:
+                item = self._queue.get(timeout=self.refresh_interval)
+            except queue.Empty:
+                item = None
+            if item is _CLOSE:
+                return
+            try:
+                if item is not None:
+                    record = item()
+                    set_value(self.message, html.escape(summary(record)) if record else "")
+                self.refresh()
+            except NodeJobsError as exc:
+                set_value(self.message, f"<span style='color:#c62828'>{html.escape(str(exc))}</span>")
+            except Exception:  # the thread must outlive any one failure
+                log.exception("nodejobs dashboard refresh failed")
+
+    def _ipython_display_(self) -> None:
+        count = getattr(get_ipython(), "execution_count", None)
+        if self._shown_in is not None and self._shown_in == count:
+            self._shown_in = None  # ``%job watch`` displayed it already; skip its echo as Out[]
+            return
+        bundle = self._repr_mimebundle_()
+        if bundle:
+            display(bundle, raw=True)
+
+    def mark_displayed(self) -> None:
+        """Called by ``%job watch`` after displaying: the magic's returned value is not shown twice."""
+        self._shown_in = getattr(get_ipython(), "execution_count", None)
+
+
+def _kernel_magics() -> Any:
+    """The loaded ``JobMagics`` of this IPython, if any."""
+    shell = get_ipython()
+    return shell.magics_manager.registry.get("JobMagics") if shell is not None else None
