@@ -71,11 +71,14 @@ class JobDB:
         self.db_file = os.path.join(self.db_path, "jobs.db")
         self._lock = threading.Lock()
         try:
+            os.makedirs(self.db_path, mode=0o700, exist_ok=True)  # private when nodejobs creates it
             os.makedirs(self.logdir, mode=0o700, exist_ok=True)
+            os.close(os.open(self.db_file, os.O_RDONLY | os.O_CREAT, 0o600))  # never readable by others
+            if os.stat(self.db_file).st_mode & 0o077:
+                os.chmod(self.db_file, 0o600)
             self._conn = sqlite3.connect(
                 self.db_file, timeout=30.0, isolation_level=None, check_same_thread=False
             )
-            os.chmod(self.db_file, 0o600)
             self._conn.execute("PRAGMA busy_timeout = 30000")
             self._conn.execute("PRAGMA journal_mode = WAL")
             self._conn.execute("PRAGMA synchronous = NORMAL")
@@ -83,7 +86,10 @@ class JobDB:
                 self._conn.execute(statement)
             self._add_missing_columns()
         except (OSError, sqlite3.Error) as exc:
-            raise DatabaseError(f"cannot open job database {self.db_file}: {exc}") from exc
+            if getattr(self, "_conn", None) is not None:
+                self._conn.close()  # no open file left behind (it would keep a mount busy, for one)
+            hint = "" if os.access(self.db_path, os.W_OK) else " (the directory is not writable)"
+            raise DatabaseError(f"cannot open job database {self.db_file}: {exc}{hint}") from exc
 
     def _add_missing_columns(self) -> None:
         present = {row[1] for row in self._conn.execute("PRAGMA table_info(jobs)")}
@@ -97,6 +103,8 @@ class JobDB:
                 return self._conn.execute(sql, tuple(params)).fetchall()
         except sqlite3.Error as exc:
             raise DatabaseError(f"job database {self.db_file}: {exc}") from exc
+        except (OverflowError, UnicodeEncodeError) as exc:  # a value SQLite cannot hold: nothing was written
+            raise ValueError(f"job database {self.db_file}: cannot store a value: {exc}") from exc
 
     def _query(self, where: str = "", params: Iterable[Any] = ()) -> list[JobRecord]:
         sql = f"SELECT {', '.join(COLUMNS)} FROM jobs {where} ORDER BY started_at, rowid"
@@ -169,19 +177,30 @@ class JobDB:
         supervisor_pid: int | None,
         fields: dict[str, Any],
         only_status: str | None = None,
+        started_at: datetime | None = None,
     ) -> bool:
-        """Update a job only while it is still active (or in ``only_status``) and still the same run.
+        """Update a job only while it is still active (or in ``only_status``) and still the same run
+        (same supervisor; with ``started_at``, also started then).
 
         Returns True if the row changed, so concurrent folders of one exit do the work once.
         """
         fields = {**fields, "last_update": datetime.now(timezone.utc)}
         JobRecord(self_id=job_id, **fields)  # validate
+        _check_columns(fields)
         assignments = ", ".join(f"{n} = ?" for n in fields)
-        statuses = f"('{only_status}')" if only_status else f"({_ACTIVE_SQL})"
+        statuses = [only_status] if only_status else list(ACTIVE_STATUSES)
+        same_start = " AND started_at = ?" if started_at is not None else ""
         rows = self._execute(
-            f"UPDATE jobs SET {assignments} WHERE self_id = ? AND status IN {statuses} "
-            "AND supervisor_pid IS ? RETURNING self_id",
-            [*(_to_sql(n, v) for n, v in fields.items()), job_id, supervisor_pid],
+            f"UPDATE jobs SET {assignments} WHERE self_id = ? "
+            f"AND status IN ({', '.join('?' * len(statuses))}) "
+            f"AND supervisor_pid IS ?{same_start} RETURNING self_id",
+            [
+                *(_to_sql(n, v) for n, v in fields.items()),
+                job_id,
+                *statuses,
+                supervisor_pid,
+                *([_to_sql("started_at", started_at)] if started_at is not None else []),
+            ],
         )
         return bool(rows)
 
@@ -195,6 +214,7 @@ class JobDB:
         if filter is not None and not isinstance(filter, JobFilter):
             filter = JobFilter(filter)
         criteria = {k: v for k, v in (filter or {}).items() if v is not None}
+        _check_columns(criteria)  # even for a JobFilter built with trusted()
         where = " AND ".join(f"{k} = ?" for k in criteria)
         records = self._query(f"WHERE {where}" if where else "", (_to_sql(k, v) for k, v in criteria.items()))
         out = JobRecordDict()
@@ -246,6 +266,13 @@ class JobDB:
 
     def __repr__(self) -> str:
         return f"JobDB({self.db_path!r})"
+
+
+def _check_columns(fields: Iterable[str]) -> None:
+    """Field names become SQL identifiers: only the schema's own are allowed."""
+    unknown = set(fields) - set(COLUMNS)
+    if unknown:
+        raise UnknownFieldError(f"unknown job field(s): {', '.join(sorted(map(repr, unknown)))}")
 
 
 def _stream_index(stream: str) -> int:

@@ -56,8 +56,15 @@ def tail_lines(path: str, n: int = 10, max_bytes: int = 16 * 1024 * 1024) -> str
             if newlines > n:
                 break
     data = b"".join(reversed(chunks))
-    lines = data.splitlines(keepends=True)
-    return decode(b"".join(lines[-n:]))
+    del chunks  # a huge line is held once, not three times (chunks, lines, joined lines)
+    start, search_end = 0, len(data) - 1 if data.endswith(b"\n") else len(data)
+    for _ in range(n):  # lines end with "\n" only: a "\r" (progress bars) stays inside its line
+        found = data.rfind(b"\n", 0, search_end)
+        if found < 0:
+            start = 0
+            break
+        start, search_end = found + 1, found
+    return decode(data[start:] if start else data)
 
 
 def read_from(path: str, offset: int, limit: int = 1024 * 1024, final: bool = False) -> tuple[str, int]:

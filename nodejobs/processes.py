@@ -7,12 +7,14 @@ import os
 import shlex
 import shutil
 import signal
+import subprocess
 import time
 from collections.abc import Sequence
 from datetime import datetime, timezone
 
 import psutil
 
+from .errors import DatabaseError
 from .jobdb import JobDB
 from .logs import remove_if_exists
 from .reaper import Reaper
@@ -23,6 +25,10 @@ log = logging.getLogger(__name__)
 
 S = JobStatus
 LOST_REASON = "the supervisor ended without recording an exit code (killed, or the machine restarted)"
+REBOOT_REASON = "the machine restarted while the job was active"
+LAUNCHER_LOST_REASON = "the process starting the job ended before the job started"
+NOT_STARTED_REASON = "stopped before it started"
+START_TIMEOUT = 300.0  # a start not completed in this time is given up (its launcher hung or failed)
 
 
 def _now() -> datetime:
@@ -54,6 +60,8 @@ class Processes:
         self.grace = grace
         self.backend = backend or LocalBackend()
         self.reaper = Reaper(self._on_exit) if reaper else None
+        # Exit codes the reaper saw but the database could not take yet (e.g. disk full): (id, pid) -> code
+        self._reaped: dict[tuple[str, int], int] = {}
 
     # -- launching -------------------------------------------------------------------------------
 
@@ -79,7 +87,9 @@ class Processes:
             raise ValueError("empty command")
         cwd = os.path.abspath(os.path.expanduser(cwd)) if cwd else os.getcwd()
         envs = {str(k): str(v) for k, v in (envs or {}).items()}
+        _check_arguments(argv, envs, cwd)
         env = {**os.environ, **envs, "NODEJOBS_JOB_ID": job_id}
+        launcher_pid, launcher_start = self.backend.identity()
         record = JobRecord(
             self_id=job_id,
             status=S.c_starting,
@@ -92,9 +102,27 @@ class Processes:
             env_keys=",".join(sorted(envs)) or None,
             started_at=_now(),
             boot_id=boot_id(),
+            launcher_pid=launcher_pid,
+            launcher_start=launcher_start,
         )
         self.refresh(self.job_db.get(job_id))  # a stale "running" record must not block the id
         self.job_db.claim(record, replace)  # raises JobExistsError if a live job holds the id
+        try:
+            return self._start(record, argv, shell, cwd, env)
+        except BaseException as exc:  # e.g. KeyboardInterrupt: never leave it "starting" (if not launched)
+            reason = f"the start was interrupted ({exc!r})"
+            fields = {"status": S.c_failed_start, "reason": reason, "ended_at": _now()}
+            try:
+                self.job_db.update_if_active(job_id, None, fields, S.c_starting, record.started_at)
+            except Exception:
+                log.exception("job %s: cannot record the interrupted start", job_id)
+            raise
+
+    def _start(
+        self, record: JobRecord, argv: list[str], shell: bool, cwd: str, env: dict[str, str]
+    ) -> JobRecord:
+        """Launch a claimed record's processes; the payload starts only once the database knows them."""
+        job_id = record.self_id
         try:
             os.makedirs(record.logdir, mode=0o700, exist_ok=True)
         except OSError as exc:
@@ -105,25 +133,36 @@ class Processes:
         out_path, err_path = self.job_db.log_paths(record)
         try:
             launched = self.backend.launch(argv, env, cwd, out_path, err_path, self.job_db.exit_path(record))
-        except OSError as exc:
-            return self._fail_start(record, f"cannot start: {exc.strerror or exc}")
+        except (OSError, ValueError) as exc:
+            return self._fail_start(record, f"cannot start: {getattr(exc, 'strerror', None) or exc}")
         ids = dict(
             supervisor_pid=launched.supervisor_pid,
             supervisor_start=launched.supervisor_start,
             last_pid=launched.pid,
             pid_start=launched.pid_start,
         )
-        self.job_db.update_if_active(job_id, None, ids)
-        record.update(ids)
+        recorded = False
+        try:
+            recorded = self.job_db.update_if_active(job_id, None, ids, S.c_starting, record.started_at)
+        finally:
+            launched.release(start=recorded)
         if self.reaper is not None:
             self.reaper.watch(job_id, launched.popen)
-        ended = self.backend.wait(
-            launched.supervisor_pid, launched.supervisor_start, record.boot_id, self.startup_window
-        )
-        if not ended:
-            self.job_db.update_if_active(
-                job_id, launched.supervisor_pid, {"status": S.c_running}, only_status=S.c_starting
+        if not recorded:  # a stop came first (or the start was given up as lost): the payload never ran
+            stopped = {"status": S.c_stopped, "reason": NOT_STARTED_REASON, "ended_at": _now()}
+            self.job_db.update_if_active(job_id, None, stopped, S.c_stopping, record.started_at)
+            return self.job_db.get(job_id)  # type: ignore[return-value]
+        record.update(ids)
+        ended = False
+        try:
+            ended = self.backend.wait(
+                launched.supervisor_pid, launched.supervisor_start, record.boot_id, self.startup_window
             )
+        finally:  # even if interrupted now, the payload was released: it runs
+            if not ended:
+                self.job_db.update_if_active(
+                    job_id, launched.supervisor_pid, {"status": S.c_running}, only_status=S.c_starting
+                )
         return self.refresh(self.job_db.get(job_id))  # type: ignore[arg-type]
 
     def _fail_start(self, record: JobRecord, reason: str) -> JobRecord:
@@ -136,26 +175,32 @@ class Processes:
                 f.write(f"nodejobs: {reason}\n")
         except OSError as exc:
             log.warning("job %s: cannot write its error log %s: %s", record.self_id, err_path, exc)
-        self.job_db.update_if_active(
-            record.self_id, None, {"status": S.c_failed_start, "reason": reason, "ended_at": _now()}
-        )
+        fields = {"status": S.c_failed_start, "reason": reason, "ended_at": _now()}
+        self.job_db.update_if_active(record.self_id, None, fields, started_at=record.started_at)
         return self.job_db.get(record.self_id)  # type: ignore[return-value]
 
     # -- state -----------------------------------------------------------------------------------
 
     def refresh(self, record: JobRecord | None) -> JobRecord | None:
         """Bring an active record up to date with its processes; ended records are returned as is."""
-        if record is None or not record.is_active or record.supervisor_pid is None:
+        if record is None or not record.is_active:
             return record
-        ended = self.backend.exit_status(self.job_db.exit_path(record))
+        if record.supervisor_pid is None:
+            return self._refresh_unlaunched(record)
+        exit_path = self.job_db.exit_path(record)
+        ended = self.backend.exit_status(exit_path, record.supervisor_pid)
         if ended is None:
             if self.backend.alive(record.supervisor_pid, record.supervisor_start, record.boot_id):
-                return record
-            ended = self.backend.exit_status(self.job_db.exit_path(record))  # it may have just written
+                return self._promote_orphaned_start(record)
+            ended = self.backend.exit_status(exit_path, record.supervisor_pid)  # it may have just written
+        reaped = self._reaped.get((record.self_id, record.supervisor_pid))
+        if ended is None and reaped is not None:  # the exit file could not be written; the reaper knows
+            ended = (reaped, _now())
         if ended is None:
             if self.backend.alive(record.last_pid, record.pid_start, record.boot_id):
                 return record  # supervisor gone but the payload still runs: its end is not knowable
-            fields = {"status": final_status(record.status, 1), "reason": LOST_REASON, "ended_at": _now()}
+            reason = REBOOT_REASON if record.boot_id != boot_id() else LOST_REASON
+            fields = {"status": final_status(record.status, 1), "reason": reason, "ended_at": _now()}
         else:
             code, ended_at = ended
             if record.started_at is not None:  # file times are coarse: never end before the start
@@ -164,7 +209,13 @@ class Processes:
             if fields["status"] == S.c_failed_start:
                 fields["reason"] = f"exited with code {code} during startup; see its error log"
         same_run = (record.self_id, record.supervisor_pid)
-        if self.job_db.update_if_active(*same_run, fields, only_status=record.status):
+        try:
+            folded = self.job_db.update_if_active(*same_run, fields, only_status=record.status)
+        except DatabaseError as exc:  # e.g. disk full: report the end now, record it when writing works
+            log.warning("job %s ended but its record cannot be updated: %s", record.self_id, exc)
+            return JobRecord.trusted({**record, **fields})
+        self._reaped.pop(same_run, None)  # type: ignore[arg-type]
+        if folded:
             log.debug("job %s ended: %s", record.self_id, fields)
             return self.job_db.get(record.self_id)
         current = self.job_db.get(record.self_id)
@@ -177,13 +228,54 @@ class Processes:
             return self.refresh(current)  # its status moved on meanwhile (e.g. a stop began): fold again
         return current
 
+    def _launcher_alive(self, record: JobRecord) -> bool:
+        """Whether the process that started ``record`` may still complete its start."""
+        if record.boot_id != boot_id():
+            return False
+        if record.launcher_pid is not None and not self.backend.alive(
+            record.launcher_pid, record.launcher_start, record.boot_id
+        ):
+            return False
+        age = (_now() - record.started_at).total_seconds() if record.started_at else float("inf")
+        return age < START_TIMEOUT
+
+    def _refresh_unlaunched(self, record: JobRecord) -> JobRecord:
+        """A record whose processes are not known yet: if its launcher is gone, it never will be."""
+        if self._launcher_alive(record):
+            return record
+        launcher = (record.launcher_pid, record.launcher_start, record.boot_id)
+        reason = LAUNCHER_LOST_REASON
+        if record.boot_id != boot_id():
+            reason = REBOOT_REASON
+        elif record.launcher_pid is None or self.backend.alive(*launcher):
+            reason = f"the start did not complete within {START_TIMEOUT:.0f} s"
+        fields = {"status": final_status(record.status, None), "reason": reason, "ended_at": _now()}
+        self.job_db.update_if_active(record.self_id, None, fields, record.status, record.started_at)
+        return self.job_db.get(record.self_id)  # type: ignore[return-value]
+
+    def _promote_orphaned_start(self, record: JobRecord) -> JobRecord:
+        """A started job whose launcher died before marking it running is running."""
+        if record.status != S.c_starting or self._launcher_alive(record):
+            return record
+        if not self.backend.released(record.last_pid):
+            return record  # never let go: its supervisor is about to exit without starting it
+        running = {"status": S.c_running}
+        self.job_db.update_if_active(record.self_id, record.supervisor_pid, running, S.c_starting)
+        return self.job_db.get(record.self_id) or record
+
     def refresh_active(self) -> None:
         """Fold the end of every job recorded as active whose processes have ended."""
         for record in self.job_db.list_active():
             self.refresh(record)
 
-    def _on_exit(self, job_id: str) -> None:
+    def _on_exit(self, job_id: str, popen: subprocess.Popen) -> None:
+        key = (job_id, popen.pid)
+        if popen.returncode is not None and popen.returncode >= 0:  # not killed: the payload's own code
+            self._reaped[key] = popen.returncode
         self.refresh(self.job_db.get(job_id))
+        stored = self.job_db.get(job_id)
+        if stored is None or not stored.is_active or stored.supervisor_pid != popen.pid:
+            self._reaped.pop(key, None)  # recorded (or replaced): no longer needed
 
     def wait(self, record: JobRecord, timeout: float | None) -> bool:
         """Wait for the job's supervisor (or, if it is gone, its payload) to exit; True if it has."""
@@ -251,6 +343,23 @@ class Processes:
         """Stop the reaper thread."""
         if self.reaper is not None:
             self.reaper.close()
+
+
+def _check_arguments(argv: list[str], envs: dict[str, str], cwd: str) -> None:
+    """Refuse, before anything is recorded, what no process can be given: NUL, unencodable text, bad names."""
+    named = [("command argument", a) for a in argv] + [("working directory", cwd)]
+    named += [("environment variable name", k) for k in envs]
+    named += [("environment value", v) for v in envs.values()]
+    for what, text in named:
+        if "\0" in text:
+            raise ValueError(f"{what} contains a NUL character: {text!r}")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(f"{what} is not valid text (lone surrogate): {text!r}") from None
+    for key in envs:
+        if not key or "=" in key:
+            raise ValueError(f"invalid environment variable name {key!r}")
 
 
 def _startup_problem(argv: list[str], shell: bool, cwd: str, env: dict[str, str]) -> str | None:

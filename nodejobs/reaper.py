@@ -1,8 +1,8 @@
 """The reaper thread: reaps this process's job supervisors the moment they exit.
 
 It blocks in ``poll()`` on one pidfd per child plus a wake-up pipe, so it costs no CPU while idle and
-reacts to an exit at once. After reaping it calls ``on_exit(job_id)`` so the end is recorded without
-anyone asking.
+reacts to an exit at once. After reaping it calls ``on_exit(job_id, popen)`` so the end is recorded
+without anyone asking (``popen.returncode`` is the supervisor's exit code, that is the payload's).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 class Reaper:
     """A daemon thread that reaps watched child processes and reports each exit."""
 
-    def __init__(self, on_exit: Callable[[str], None]) -> None:
+    def __init__(self, on_exit: Callable[[str, subprocess.Popen], None]) -> None:
         self._on_exit = on_exit
         self._lock = threading.Lock()
         self._watched: dict[int, tuple[str, subprocess.Popen]] = {}
@@ -40,7 +40,7 @@ class Reaper:
             fd = os.pidfd_open(popen.pid)
         except ProcessLookupError:
             popen.wait()
-            self._report(job_id)
+            self._report(job_id, popen)
             return
         with self._lock:
             self._watched[fd] = (job_id, popen)
@@ -91,10 +91,10 @@ class Reaper:
             job_id, popen = self._watched.pop(fd)
         os.close(fd)
         popen.wait()
-        self._report(job_id)
+        self._report(job_id, popen)
 
-    def _report(self, job_id: str) -> None:
+    def _report(self, job_id: str, popen: subprocess.Popen) -> None:
         try:
-            self._on_exit(job_id)
+            self._on_exit(job_id, popen)
         except Exception:  # the thread must survive any one failure
             log.exception("recording the end of job %r failed", job_id)

@@ -1,6 +1,7 @@
 """The job records: ``JobRecord``, ``JobFilter``, ``JobRecordDict`` and job id rules."""
 
 import html
+import os
 import re
 from datetime import datetime, timezone
 from typing import Any
@@ -65,6 +66,8 @@ class JobRecord(BaseData):
     pid_start: (int, None)
     supervisor_pid: (int, None)
     supervisor_start: (int, None)
+    launcher_pid: (int, None)  # the process that called run(): a start it did not finish can be told apart
+    launcher_start: (int, None)
     boot_id: (str, None)
     started_at: (datetime, None)
     ended_at: (datetime, None)
@@ -74,6 +77,14 @@ class JobRecord(BaseData):
     def __init__(self, data: dict | None = None, **fields: Any) -> None:
         super().__init__(data, **fields)
         validate_job_id(self.self_id)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        # Paths are made from these: they must not reach outside the log directory or hold NUL.
+        if key in ("self_id", "logfile") and value is not None:
+            validate_job_id(value)
+        elif key == "logdir" and value is not None and not _is_clean_path(value):
+            raise ValueError(f"JobRecord.logdir: {value!r} is not an absolute path without NUL")
+        super().__setitem__(key, value)
 
     @property
     def is_active(self) -> bool:
@@ -99,7 +110,11 @@ class JobRecord(BaseData):
         return f"<table class='nodejobs-record'>{rows}</table>"
 
 
-_HIDDEN_FIELDS = {"pid_start", "supervisor_start", "boot_id"}
+def _is_clean_path(path: Any) -> bool:
+    return isinstance(path, str) and os.path.isabs(path) and "\x00" not in path
+
+
+_HIDDEN_FIELDS = {"pid_start", "supervisor_start", "launcher_pid", "launcher_start", "boot_id"}
 
 
 class JobFilter(BaseData):

@@ -81,10 +81,15 @@ def _check_type(cls_name: str, key: str, expected: Any, value: Any) -> Any:
 
 
 def _to_utc(cls_name: str, key: str, value: Any) -> datetime:
-    if isinstance(value, datetime):
-        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return datetime.fromtimestamp(value, tz=timezone.utc)
+    try:
+        if isinstance(value, datetime):
+            if value.tzinfo is None:
+                return value.replace(tzinfo=timezone.utc)
+            return value.astimezone(timezone.utc)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return datetime.fromtimestamp(value, tz=timezone.utc)
+    except (OverflowError, OSError, ValueError) as exc:
+        raise ValueError(f"{cls_name}.{key}: {value!r} is not a representable time ({exc})") from None
     if isinstance(value, str):
         try:
             return _to_utc(cls_name, key, datetime.fromisoformat(value))

@@ -22,6 +22,7 @@ import logging
 import math
 import os
 import select
+import socket
 import subprocess
 import time
 from dataclasses import dataclass
@@ -33,29 +34,48 @@ from .logs import remove_if_exists
 
 log = logging.getLogger(__name__)
 
-# $1: exit file; the rest: the payload argv. The supervisor's stdin is a pipe to the launcher: the
-# inner sh reports its pid there (as fd 3), then becomes the payload (exec keeps the pid) with stdin
-# from /dev/null. Trapped (not ignored) signals are reset to default in the payload.
+# $1: exit file; the rest: the payload argv. The supervisor's stdin is a socket to the launcher: the
+# inner sh reports its pid there (as fd 3) and waits for "go", sent once the database knows both
+# processes; then it becomes the payload (exec keeps the pid) with stdin from /dev/null. If the launcher
+# dies first (EOF), the payload never starts: no job runs that no record tracks. The exit file holds the
+# exit code and the supervisor's pid, so a late write by another run's supervisor is not mistaken for
+# this run's. Trapped (not ignored) signals are reset to default in the payload.
 SUPERVISOR_SCRIPT = r"""
 trap : TERM INT HUP QUIT
 exit_file=$1; shift
-/bin/sh -c 'echo $$ >&3; exec 3>&-; exec "$@"' nodejobs "$@" 3>&0 0</dev/null
+/bin/sh -c 'echo $$ >&3; IFS= read -r go <&3 || go=; exec 3>&-
+[ "$go" = go ] || { echo "nodejobs: not started: the process starting the job ended first" >&2; exit 125; }
+exec "$@"' nodejobs "$@" 3>&0 0</dev/null
 rc=$?
 umask 077
-echo "$rc" > "$exit_file"
+echo "$rc $$" > "$exit_file"
 exit "$rc"
 """
 
 
 @dataclass
 class Launched:
-    """What a launch returns: the supervisor's and the payload's identities."""
+    """What a launch returns: the supervisor's and the payload's identities, and the go-ahead channel."""
 
     supervisor_pid: int
     supervisor_start: int
     pid: int | None
     pid_start: int | None
     popen: subprocess.Popen
+    channel: socket.socket | None = None
+
+    def release(self, start: bool) -> None:
+        """Let the payload start (``start``), or make the supervisor exit without starting it."""
+        if self.channel is None:
+            return
+        try:
+            if start:
+                self.channel.sendall(b"go\n")
+        except OSError:
+            pass  # the supervisor is gone already; its end is folded like any other
+        finally:
+            self.channel.close()
+            self.channel = None
 
 
 def boot_id() -> str:
@@ -112,10 +132,14 @@ class LocalBackend:
     def launch(
         self, argv: list[str], env: dict[str, str], cwd: str, out_path: str, err_path: str, exit_path: str
     ) -> Launched:
-        """Start ``argv`` detached, output to the two files; raise OSError if it cannot start."""
+        """Start ``argv`` detached, output to the two files; raise OSError if it cannot start.
+
+        The payload waits until the caller calls ``release`` on the result.
+        """
         for path in (exit_path, out_path, err_path):
             remove_if_exists(path)
-        read_fd, write_fd = os.pipe()
+        channel, supervisor_end = socket.socketpair()
+        write_fd = supervisor_end.fileno()
         try:
             out_fd = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o600)
             try:
@@ -134,12 +158,16 @@ class LocalBackend:
                     os.close(err_fd)
             finally:
                 os.close(out_fd)
+        except BaseException:
+            channel.close()
+            raise
         finally:
-            os.close(write_fd)
+            supervisor_end.close()
         try:
-            pid = _read_pid(read_fd)
-        finally:
-            os.close(read_fd)
+            pid = _read_pid(channel.fileno())
+        except BaseException:
+            channel.close()  # the supervisor sees EOF and exits without starting the payload
+            raise
         sup = proc_start(popen.pid)
         started = proc_start(pid) if pid else None
         return Launched(
@@ -148,22 +176,42 @@ class LocalBackend:
             pid=pid,
             pid_start=started[0] if started else None,
             popen=popen,
+            channel=channel,
         )
 
-    def exit_status(self, exit_path: str) -> tuple[int, datetime] | None:
-        """``(exit code, end time)`` once the supervisor has written it, else None."""
+    def exit_status(self, exit_path: str, supervisor_pid: int | None = None) -> tuple[int, datetime] | None:
+        """``(exit code, end time)`` once the supervisor (``supervisor_pid``, if given) has written it."""
         try:
             with open(exit_path, "rb") as f:
-                text = f.read().strip()
+                words = f.read().split()
                 ended = os.fstat(f.fileno()).st_mtime
         except FileNotFoundError:
             return None
-        if not text:
+        try:
+            code, writer = int(words[0]), int(words[1]) if len(words) > 1 else None
+        except (IndexError, ValueError):
+            if words:
+                log.warning("ignoring unreadable exit file %s: %r", exit_path, b" ".join(words)[:100])
             return None
-        return int(text), datetime.fromtimestamp(ended, timezone.utc)
+        if supervisor_pid is not None and writer is not None and writer != supervisor_pid:
+            return None  # written by the supervisor of another run of this id
+        return code, datetime.fromtimestamp(ended, timezone.utc)
 
     def alive(self, pid: int | None, start: int | None, boot: str | None) -> bool:
         return is_alive(pid, start, boot)
+
+    def released(self, pid: int | None) -> bool:
+        """Whether the payload ``pid`` has been let go (it is no longer the shell waiting for "go")."""
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                return not f.read().startswith(_WAITING_CMDLINE)
+        except (OSError, ValueError):
+            return True
+
+    def identity(self) -> tuple[int, int | None]:
+        """``(pid, start ticks)`` of this process, as launcher of the jobs it starts."""
+        found = proc_start(os.getpid())
+        return os.getpid(), found[0] if found else None
 
     def wait(self, pid: int | None, start: int | None, boot: str | None, timeout: float | None) -> bool:
         """Wait until the identified process exits; True if it has (or was already gone)."""
@@ -253,8 +301,11 @@ class LocalBackend:
                 os.close(fd)
 
 
+_WAITING_CMDLINE = b"/bin/sh\0-c\0echo $$ >&3; IFS= read -r go <&3"
+
+
 def _read_pid(fd: int, timeout: float = 10.0) -> int | None:
-    """Read the payload pid the supervisor writes on its pipe (None if it never does)."""
+    """Read the payload pid the supervisor writes on its channel (None if it never does)."""
     data = b""
     poller = select.poll()
     poller.register(fd, select.POLLIN | select.POLLHUP)

@@ -52,7 +52,9 @@ def css_name(job_id: str) -> str:
 
 
 def _cell(css_class: str, width: str, value: str = "") -> widgets.HTML:
-    cell = widgets.HTML(value, layout=widgets.Layout(width=width, overflow="hidden", margin="0 4px"))
+    cell = widgets.HTML(
+        value, layout=widgets.Layout(width=width, flex="0 0 auto", overflow="hidden", margin="0 4px")
+    )
     cell.add_class(css_class)
     return cell
 
@@ -63,7 +65,9 @@ class JobRow:
     def __init__(self, job_id: str, on_select: Callable, on_stop: Callable, on_rerun: Callable) -> None:
         self.job_id = job_id
         self.id_button = widgets.Button(
-            description=job_id, tooltip="show this job's output", layout=widgets.Layout(width="11em")
+            description=job_id,
+            tooltip="show this job's output",
+            layout=widgets.Layout(width="11em", flex="0 0 auto"),
         )
         self.id_button.add_class("nodejobs-id")
         self.status = _cell("nodejobs-status", "7.5em")
@@ -71,12 +75,15 @@ class JobRow:
             _cell(f"nodejobs-{'exit' if name == 'exit_code' else name}", width) for name, _, width in _CELLS
         )
         self.command = _cell("nodejobs-command", "auto")
-        self.command.layout.flex = "1 1 auto"
+        self.command.layout.flex = "1 1 0"
+        self.command.layout.min_width = "0"
         self.stop_button = widgets.Button(
-            description="Stop", button_style="danger", layout=widgets.Layout(width="4.5em")
+            description="Stop", button_style="danger", layout=widgets.Layout(width="4.5em", flex="0 0 auto")
         )
         self.stop_button.add_class("nodejobs-stop")
-        self.rerun_button = widgets.Button(description="Rerun", layout=widgets.Layout(width="4.5em"))
+        self.rerun_button = widgets.Button(
+            description="Rerun", layout=widgets.Layout(width="4.5em", flex="0 0 auto")
+        )
         self.rerun_button.add_class("nodejobs-rerun")
         self.id_button.on_click(lambda _: on_select(job_id))
         self.stop_button.on_click(lambda _: on_stop(job_id))
@@ -99,7 +106,8 @@ class JobRow:
             "pid": "" if record.last_pid is None else str(record.last_pid),
             "started": format_time(record.started_at),
             "duration": format_duration(record.duration),
-            "command": f"<code title='{command}'>{command}</code>",
+            "command": f"<code title='{command}' style='white-space:nowrap;overflow:hidden;"
+            f"text-overflow:ellipsis;display:block'>{command}</code>",
             "stop": not record.is_active,
             "rerun": record.is_active,
         }

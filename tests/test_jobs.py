@@ -32,6 +32,12 @@ def patient(db_path):
     j.close()
 
 
+def bytes_read() -> int:
+    """Bytes this process has read through read() calls so far (``rchar`` of /proc/self/io)."""
+    with open("/proc/self/io") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("rchar:"))
+
+
 def gated(go, then: str) -> str:
     """A shell command that waits until the file ``go`` exists, then runs ``then``."""
     return f"while [ ! -e {shlex.quote(str(go))} ]; do sleep 0.01; done; {then}"
@@ -264,6 +270,20 @@ def test_tail_last_lines_of_either_stream(patient):
         patient.tail("nobody")
 
 
+def test_tail_of_a_200mb_log_does_not_read_it_whole(patient, db_path):
+    patient.run("echo start", "huge")
+    out = os.path.join(db_path, "logs", "huge_out.txt")
+    with open(out, "r+b") as f:  # grow it to 200 MB at once (a hole), then a few last lines
+        f.truncate(200 * 1024 * 1024)
+        f.seek(0, os.SEEK_END)
+        f.write(b"".join(b"line %d\n" % i for i in range(50)))
+    before = bytes_read()
+    text = patient.tail("huge", 3)
+    read = bytes_read() - before
+    assert text == "line 47\nline 48\nline 49\n"
+    assert read < 1024 * 1024, f"read {read} bytes of a 200 MB log to show 3 lines"
+
+
 def test_wait_with_timeout_raises_timeout_error(jobs):
     jobs.run(["sleep", "30"], "slow")
     with pytest.raises(TimeoutError, match="slow"):
@@ -299,7 +319,7 @@ def test_new_job_ids_are_readable_and_unique(patient):
     assert patient.new_job_id("/usr/bin/env") == "env-1"
 
 
-def test_list_status_brings_records_up_to_date_without_a_reaper(db_path, tmp_path):
+def test_list_status_brings_records_up_to_date_without_a_reaper(db_path, tmp_path, jobs):
     go = tmp_path / "go"
     with Jobs(db_path, reaper=False) as quiet:
         quiet.run(gated(go, "exit 0"), "q")

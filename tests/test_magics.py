@@ -226,7 +226,8 @@ def test_interrupting_follow_stops_following_not_the_job(ip, monkeypatch):
 
 
 def test_wait_shows_progress_and_returns_the_final_record(ip, capsys):
-    job(ip, "run --id w -- sh -c 'echo working; sleep 0.3; exit 3'")
+    job(ip, "run --id w -- sh -c 'echo working; sleep 1; exit 3'")
+    wait_until(lambda: "working" in out(ip, "w"), message="the job's first line")
     record = job(ip, "wait w")
     assert (record.status, record.exit_code) == ("failed", 3)
     shown = capsys.readouterr().out

@@ -9,6 +9,7 @@ import sys
 import textwrap
 import time
 
+import psutil
 import pytest
 
 from conftest import pid_alive, wait_until
@@ -18,7 +19,11 @@ PY = sys.executable
 
 
 def gated(go, then: str) -> str:
-    """A shell command that waits until the file ``go`` exists, then runs ``then``."""
+    """A shell command that waits until the file ``go`` exists, then runs ``then``.
+
+    Tests running gated jobs take the ``jobs`` fixture on the same database: if they fail before
+    opening the gate, its teardown stops the waiting jobs.
+    """
     return f"while [ ! -e {shlex.quote(str(go))} ]; do sleep 0.01; done; {then}"
 
 
@@ -63,7 +68,7 @@ LAUNCHER = textwrap.dedent(
 )
 
 
-def test_a_fresh_jobs_reports_the_true_end_after_the_launcher_died(db_path, tmp_path):
+def test_a_fresh_jobs_reports_the_true_end_after_the_launcher_died(db_path, tmp_path, jobs):
     go = tmp_path / "go"
     gate = gated(go, "")
     launcher = subprocess.run([PY, "-c", LAUNCHER, db_path, gate], capture_output=True, text=True, timeout=60)
@@ -90,7 +95,7 @@ def test_a_fresh_jobs_reports_the_true_end_after_the_launcher_died(db_path, tmp_
         assert (stopped.status, stopped.exit_code) == ("stopped", 143)
 
 
-def test_a_job_launched_by_a_dead_process_is_folded_by_any_listing(db_path, tmp_path):
+def test_a_job_launched_by_a_dead_process_is_folded_by_any_listing(db_path, tmp_path, jobs):
     go = tmp_path / "go"
     script = LAUNCHER.replace('jobs.run(["sleep", "60"], "stop-me")', "")
     subprocess.run([PY, "-c", script, db_path, gated(go, "")], check=True, capture_output=True, timeout=60)
@@ -210,7 +215,7 @@ def test_close_stops_the_reaper_thread(db_path):
     processes.job_db.close()
 
 
-def test_refresh_of_a_stale_snapshot_respects_a_stop_that_began_meanwhile(db_path, tmp_path):
+def test_refresh_of_a_stale_snapshot_respects_a_stop_that_began_meanwhile(db_path, tmp_path, jobs):
     go = tmp_path / "go"
     with Jobs(db_path, reaper=False) as quiet:
         rec = quiet.run(gated(go, "exit 5"), "raced")
@@ -234,6 +239,40 @@ def test_processes_run_with_custom_logdir_and_logfile(db_path, tmp_path):
     finally:
         processes.close()
         db.close()
+
+
+def test_run_status_and_wait_never_scan_every_process(jobs, tmp_path, monkeypatch):
+    real_listdir = os.listdir
+
+    def listdir(path="."):
+        if os.fsdecode(path).rstrip("/") == "/proc":
+            raise AssertionError("listed every process on the machine")
+        return real_listdir(path)
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("scanned every process on the machine")
+
+    go = tmp_path / "go"
+    with monkeypatch.context() as m:
+        m.setattr(os, "listdir", listdir)
+        m.setattr(psutil, "process_iter", forbidden)
+        m.setattr(psutil, "pids", forbidden)
+        jobs.run(gated(go, "exit 0"), "a")
+        jobs.run(["sleep", "30"], "b")
+        assert {r.status for r in jobs.list_status().values()} == {"running"}
+        go.touch()
+        assert jobs.wait("a", timeout=30).status == "finished"
+        assert jobs.get_status("b").status == "running"
+    assert jobs.stop("b").status == "stopped"  # walking the job's tree may read /proc
+
+
+def test_supervision_costs_a_small_shell_not_a_python_process(jobs):
+    rec = jobs.run(["sleep", "30"], "cheap")
+    supervisor = psutil.Process(rec.supervisor_pid)
+    assert supervisor.cmdline()[0] == "/bin/sh"
+    assert psutil.Process(rec.last_pid).ppid() == rec.supervisor_pid  # nothing else in between
+    # Upstream keeps a 14 MB Python wrapper per job; the aim is at most a fifth of that.
+    assert supervisor.memory_full_info().pss < 14e6 / 5
 
 
 def test_find_and_list_return_running_payloads(jobs):

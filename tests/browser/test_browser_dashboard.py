@@ -10,7 +10,6 @@ from pathlib import Path
 
 import psutil
 import pytest
-from playwright.sync_api import expect
 
 from nodejobs import Jobs
 
@@ -40,6 +39,8 @@ def process_alive(pid: int) -> bool:
 
 
 def test_dashboard_follows_jobs_and_stops_one(lab, page):
+    from playwright.sync_api import expect  # here: `-m 'not browser'` runs without playwright
+
     filename = lab.write_notebook("dashboard", CELLS)
 
     lab.open_and_run(page, filename)

@@ -1,7 +1,6 @@
 """The pipeline itself: JupyterLab runs a notebook, renders an ipywidget, and the widget answers clicks."""
 
 import pytest
-from playwright.sync_api import expect
 
 pytestmark = pytest.mark.browser
 
@@ -20,6 +19,8 @@ CELLS = [
 
 
 def test_notebook_runs_and_widget_round_trips(lab, page):
+    from playwright.sync_api import expect  # here: `-m 'not browser'` runs without playwright
+
     filename = lab.write_notebook("smoke", CELLS)
 
     lab.open_and_run(page, filename)

@@ -55,7 +55,10 @@ class Worker:
         record = self.jobs.run(command_for(kind, job_id), job_id)
         self.created[job_id] = kind
         self.ops["run"] += 1
-        if record.self_id != job_id or record.status not in {"running", *EXPECTED_STATUS[kind]}:
+        allowed = {"running", *EXPECTED_STATUS[kind]} | ({"stopping"} if kind == "long" else set())
+        if (
+            record.self_id != job_id or record.status not in allowed
+        ):  # long jobs: others may stop them at once
             self.error(f"run {job_id} gave {dict(record)}")
 
     def own_long_active(self) -> list[str]:

@@ -154,8 +154,13 @@ def mounted(target: str, *options: str, fstype: str | None = "tmpfs", source: st
     try:
         yield target
     finally:
-        if subprocess.run(["umount", target], capture_output=True).returncode != 0:
-            subprocess.run(["umount", "-l", target], check=False)
+        deadline = time.monotonic() + 10  # a process of the test may still be closing its files
+        while subprocess.run(["umount", target], capture_output=True).returncode != 0:
+            if time.monotonic() > deadline:
+                log.warning("%s is still busy; unmounting it lazily", target)
+                subprocess.run(["umount", "-l", target], check=False)
+                break
+            time.sleep(0.1)
 
 
 @contextlib.contextmanager
@@ -187,3 +192,25 @@ def stop_all(jobs: Any) -> None:
     for record in jobs.list_status().values():
         if record.is_active:
             jobs.stop(record.self_id, grace=0.2)
+
+
+TRIED: dict[str, int] = {}
+
+
+def count_tried(name: str) -> None:
+    """Count one hostile input of kind ``name`` (the figures report these)."""
+    TRIED[name] = TRIED.get(name, 0) + 1
+
+
+def inside(path: str, directory: str) -> bool:
+    """Whether ``path`` (symlinks resolved) lies in ``directory``."""
+    real = os.path.realpath(directory)
+    return os.path.commonpath([os.path.realpath(path), real]) == real
+
+
+def tree(root: str) -> set[str]:
+    """Every file and directory under ``root``."""
+    found = set()
+    for parent, dirs, files in os.walk(root):
+        found |= {os.path.join(parent, name) for name in dirs + files}
+    return found

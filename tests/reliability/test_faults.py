@@ -170,8 +170,8 @@ def test_launcher_killed_at_random_moments_never_leaves_a_job_starting_or_untrac
     FAULTS_SURVIVED["launcher killed at random"] = RANDOM_KILLS
     figure(
         "launcher SIGKILLed during run()",
-        f"{RANDOM_KILLS} random kills: {sum(outcomes.values())} records, {outcomes['running']} running (tracked, "
-        f"then stopped), {outcomes['terminal']} terminal; 0 left starting, 0 untracked processes",
+        f"{RANDOM_KILLS} random kills: {sum(outcomes.values())} records, {outcomes['running']} running "
+        f"(tracked, then stopped), {outcomes['terminal']} terminal; 0 left starting, 0 untracked processes",
         capsys,
     )
 
