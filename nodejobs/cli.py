@@ -78,7 +78,7 @@ def _table(records: Sequence[JobRecord]) -> str:
             "-" if r.last_pid is None else str(r.last_pid),
             _age(r.started_at),
             "-" if r.duration is None else f"{r.duration:.1f}",
-            r.command or "",
+            (r.command or "").replace("\n", "\\n"),
         )
         for r in records
     ]

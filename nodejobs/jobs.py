@@ -33,11 +33,22 @@ def readable_base(command: str | Sequence[str]) -> str:
         words = str(command).split()
     words = [w for w in words if "=" not in w.split("/")[0]] or ["job"]
     program = os.path.basename(words[0])
-    if re.fullmatch(r"python[0-9.]*|bash|sh|node|Rscript", program) and len(words) > 1:
-        script = next((w for w in words[1:] if not w.startswith("-")), program)
-        program = os.path.splitext(os.path.basename(script))[0]
+    if re.fullmatch(r"python[0-9.]*|bash|sh|node|Rscript", program):
+        program = _script_name(words[1:]) or program
     base = re.sub(r"[^A-Za-z0-9_]+", "-", program).strip("-")[:20]
     return base or "job"
+
+
+def _script_name(args: Sequence[str]) -> str | None:
+    """The script an interpreter runs: ``-u train.py`` -> train, ``-m pkg.mod`` -> mod, ``-c …`` -> None."""
+    for i, word in enumerate(args):
+        if word == "-m":
+            return args[i + 1].rsplit(".", 1)[-1] if i + 1 < len(args) else None
+        if word == "-c":
+            return None
+        if not word.startswith("-"):
+            return os.path.splitext(os.path.basename(word))[0]
+    return None
 
 
 class Jobs:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import shlex
-import shutil
 import signal
 import subprocess
 import time
@@ -17,6 +16,7 @@ import psutil
 from .errors import DatabaseError
 from .jobdb import JobDB
 from .logs import remove_if_exists
+from .preflight import check_arguments, startup_problem
 from .reaper import Reaper
 from .records import JobRecord, JobStatus, validate_job_id
 from .supervise import LocalBackend, boot_id
@@ -87,7 +87,7 @@ class Processes:
             raise ValueError("empty command")
         cwd = os.path.abspath(os.path.expanduser(cwd)) if cwd else os.getcwd()
         envs = {str(k): str(v) for k, v in (envs or {}).items()}
-        _check_arguments(argv, envs, cwd)
+        check_arguments(argv, envs, cwd)
         env = {**os.environ, **envs, "NODEJOBS_JOB_ID": job_id}
         launcher_pid, launcher_start = self.backend.identity()
         record = JobRecord(
@@ -127,7 +127,7 @@ class Processes:
             os.makedirs(record.logdir, mode=0o700, exist_ok=True)
         except OSError as exc:
             return self._fail_start(record, f"cannot create log directory {record.logdir}: {exc.strerror}")
-        problem = _startup_problem(argv, shell, cwd, env)
+        problem = startup_problem(argv, shell, cwd, env)
         if problem:
             return self._fail_start(record, problem)
         out_path, err_path = self.job_db.log_paths(record)
@@ -343,41 +343,3 @@ class Processes:
         """Stop the reaper thread."""
         if self.reaper is not None:
             self.reaper.close()
-
-
-def _check_arguments(argv: list[str], envs: dict[str, str], cwd: str) -> None:
-    """Refuse, before anything is recorded, what no process can be given: NUL, unencodable text, bad names."""
-    named = [("command argument", a) for a in argv] + [("working directory", cwd)]
-    named += [("environment variable name", k) for k in envs]
-    named += [("environment value", v) for v in envs.values()]
-    for what, text in named:
-        if "\0" in text:
-            raise ValueError(f"{what} contains a NUL character: {text!r}")
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            raise ValueError(f"{what} is not valid text (lone surrogate): {text!r}") from None
-    for key in envs:
-        if not key or "=" in key:
-            raise ValueError(f"invalid environment variable name {key!r}")
-
-
-def _startup_problem(argv: list[str], shell: bool, cwd: str, env: dict[str, str]) -> str | None:
-    """Why ``argv`` cannot start in ``cwd``, or None if it looks startable."""
-    if not os.path.isdir(cwd):
-        return f"working directory does not exist: {cwd}"
-    if not os.access(cwd, os.X_OK):
-        return f"working directory is not accessible: {cwd}"
-    if shell:
-        return None
-    program = argv[0]
-    if os.sep in program:
-        path = program if os.path.isabs(program) else os.path.join(cwd, program)
-        if not os.path.exists(path):
-            return f"no such file: {program}"
-        if os.path.isdir(path) or not os.access(path, os.X_OK):
-            return f"permission denied: {program} is not executable"
-        return None
-    if shutil.which(program, path=env.get("PATH", os.defpath)) is None:
-        return f"command not found: {program}"
-    return None

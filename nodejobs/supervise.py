@@ -78,13 +78,17 @@ class Launched:
             self.channel = None
 
 
-def boot_id() -> str:
-    """This boot's id; records from an earlier boot cannot have live processes."""
+def _read_boot_id() -> str:
     with open("/proc/sys/kernel/random/boot_id") as f:
         return f.read().strip()
 
 
-_BOOT_ID = boot_id()
+_BOOT_ID = _read_boot_id()
+
+
+def boot_id() -> str:
+    """This boot's id; records from an earlier boot cannot have live processes."""
+    return _BOOT_ID
 
 
 def proc_start(pid: int) -> tuple[int, str] | None:

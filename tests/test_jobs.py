@@ -15,6 +15,7 @@ from nodejobs import (
     UnknownFieldError,
     default_db_path,
 )
+from nodejobs.jobs import readable_base
 
 ENDED = {"finished", "failed", "stopped"}
 
@@ -360,3 +361,19 @@ def test_context_manager_stops_the_reaper_but_not_the_jobs(db_path):
         assert again.get_status("survivor").status == "running"
         assert again.stop("survivor").status == "stopped"
     assert rec.last_pid
+
+
+@pytest.mark.parametrize(
+    ("command", "base"),
+    [
+        ("python train.py --lr 1", "train"),
+        (["python3", "-u", "x.py"], "x"),
+        ("python -m http.server 8000", "server"),
+        ("python -c 'print(1)'", "python"),
+        ("bash ./etl.sh", "etl"),
+        ("FOO=1 sleep 5", "sleep"),
+        ("echo 'unbalanced", "echo"),
+    ],
+)
+def test_readable_ids_name_the_script_not_the_interpreter(command, base):
+    assert readable_base(command) == base
