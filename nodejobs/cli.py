@@ -7,6 +7,7 @@ import json
 import sys
 from collections.abc import Sequence
 from datetime import datetime, timezone
+from typing import NoReturn
 
 from .errors import NodeJobsError
 from .jobs import Jobs, default_db_path
@@ -23,8 +24,15 @@ def _parse_env(items: Sequence[str]) -> dict[str, str]:
     return envs
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line, like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} -h)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="nodejobs", description="Run and watch background jobs.")
+    parser = _Parser(prog="nodejobs", description="Run and watch background jobs.")
     parser.add_argument("--db", help=f"database directory (default: $NODEJOBS_HOME or {default_db_path()})")
     sub = parser.add_subparsers(dest="action", required=True, metavar="COMMAND")
 

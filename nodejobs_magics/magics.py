@@ -54,6 +54,9 @@ class JobMagics(Magics, Configurable):
     log_lines = Int(40, help="Lines of output the dashboard's log pane shows.").tag(config=True)
     stop_grace = Float(3.0, help="Seconds from SIGTERM to SIGKILL when stopping a job.").tag(config=True)
     wait_interval = Float(0.5, help="Seconds between %job wait progress updates.").tag(config=True)
+    logs_max_bytes = Int(
+        16 * 2**20, help="%job logs without -n shows only the last 1000 lines of a log larger than this."
+    ).tag(config=True)
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         self._jobs: Jobs | None = None
@@ -151,8 +154,13 @@ class JobMagics(Magics, Configurable):
         return self._record(args.job_id)
 
     def _logs(self, args: Any) -> None:
-        self._record(args.job_id)
         stream = "err" if args.err else "out"
+        path = self.jobs.jobdb.log_paths(self._record(args.job_id))[1 if args.err else 0]
+        size = os.path.getsize(path) if os.path.exists(path) else 0
+        if args.lines is None and size > self.logs_max_bytes:  # never pull a huge log into the kernel
+            args.lines = 1000
+            print(f"[{args.job_id}: {size / 2**20:.0f} MB of output; the last {args.lines} lines follow, "
+                  f"or use -n N, or open {path}]")  # fmt: skip
         if args.lines is not None:
             text = self.jobs.tail(args.job_id, args.lines, stream)
         else:

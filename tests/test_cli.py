@@ -135,6 +135,22 @@ def test_errors_are_one_line_and_a_nonzero_exit(cli, args, words):
     assert one_line_error(err, *words), err
 
 
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["bogus"], ["invalid choice", "bogus"]),
+        (["logs"], ["required", "job_id"]),
+        (["ls", "--status", "x"], ["x"]),
+    ],
+)
+def test_usage_errors_are_one_line_with_exit_2(db_path, capsys, args, words):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--db", db_path, *args])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2
+    assert err.count("\n") == 1 and "error:" in err and all(w in err for w in words), err
+
+
 def test_failed_start_is_a_nonzero_exit(cli):
     code, out, _ = cli("run", "--id", "nope", "--", "no-such-program-xyz", "arg")
     assert code == 1 and out.startswith("nope: failed_start") and "not found" in out

@@ -353,3 +353,14 @@ def test_cell_refuses_a_running_id_and_keeps_its_script(ip):
     script = ip.magics_manager.registry["JobMagics"].jobs.jobdb.script_path("busy", ".sh")
     with open(script) as f:
         assert f.read() == "echo started\nsleep 30\n"
+
+
+def test_logs_of_a_huge_log_shows_only_its_tail(ip, capsys):
+    job(ip, "run --id big -- sh -c 'seq 1 300000'")
+    finished(ip, "big")
+    ip.run_line_magic("config", "JobMagics.logs_max_bytes = 100000")
+    capsys.readouterr()
+    job(ip, "logs big")
+    shown = capsys.readouterr().out
+    assert "the last 1000 lines follow" in shown
+    assert shown.rstrip().endswith("300000") and "\n299001\n" in shown and "\n299000\n" not in shown
