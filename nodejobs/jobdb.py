@@ -112,14 +112,17 @@ class JobDB:
 
     # -- paths -----------------------------------------------------------------------------------
 
+    def _file_base(self, record: JobRecord) -> str:
+        return os.path.join(record.logdir or self.logdir, record.logfile or record.self_id)
+
     def log_paths(self, record: JobRecord) -> tuple[str, str]:
         """``(stdout_path, stderr_path)`` of a job."""
-        base = os.path.join(record.logdir or self.logdir, record.logfile or record.self_id)
+        base = self._file_base(record)
         return base + OUT_SUFFIX, base + ERR_SUFFIX
 
     def exit_path(self, record: JobRecord) -> str:
         """Where a job's supervisor writes its exit code."""
-        return os.path.join(record.logdir or self.logdir, (record.logfile or record.self_id) + EXIT_SUFFIX)
+        return self._file_base(record) + EXIT_SUFFIX
 
     def script_path(self, job_id: str, extension: str) -> str:
         """Where a job's script (from ``%%job``) is kept."""
@@ -131,18 +134,8 @@ class JobDB:
         """Insert or update a job; a partial record changes only the fields it holds."""
         if not isinstance(record, JobRecord):
             record = JobRecord(record)
-        unknown = set(record) - set(COLUMNS)
-        if unknown:
-            raise UnknownFieldError(f"unknown job field(s): {', '.join(sorted(unknown))}")
-        fields = dict(record)
-        fields.setdefault("last_update", datetime.now(timezone.utc))
-        names = list(fields)
-        updates = ", ".join(f"{n} = excluded.{n}" for n in names if n != "self_id")
-        self._execute(
-            f"INSERT INTO jobs ({', '.join(names)}) VALUES ({', '.join('?' * len(names))}) "
-            f"ON CONFLICT(self_id) DO UPDATE SET {updates}",
-            (_to_sql(n, fields[n]) for n in names),
-        )
+        _check_columns(record)
+        self._upsert({**record, "last_update": record.last_update or datetime.now(timezone.utc)})
 
     def claim(self, record: JobRecord, replace: bool = True) -> None:
         """Write ``record`` as the job's new run, replacing an ended run of the same id.
@@ -152,24 +145,28 @@ class JobDB:
         """
         fields = {name: record.get(name) for name in COLUMNS}
         fields["last_update"] = datetime.now(timezone.utc)
-        updates = ", ".join(f"{n} = excluded.{n}" for n in COLUMNS if n != "self_id")
-        on_conflict = (
-            f"DO UPDATE SET {updates} WHERE jobs.status NOT IN ({_ACTIVE_SQL})" if replace else "DO NOTHING"
+        only_if = f"jobs.status NOT IN ({_ACTIVE_SQL})" if replace else "0"
+        if self._upsert(fields, only_if):
+            return
+        current = self.get(record.self_id)
+        if current is not None and not current.is_active:
+            raise JobExistsError(f"job {record.self_id!r} already exists ({current.status})")
+        pid = current.last_pid if current else None
+        raise JobExistsError(
+            f"job {record.self_id!r} is still {current.status if current else 'active'} (pid {pid}); "
+            "stop it or choose another id"
         )
+
+    def _upsert(self, fields: dict[str, Any], only_if: str = "1") -> bool:
+        """Insert ``fields`` as a row, or update the existing row where ``only_if`` holds; True if written."""
+        names = list(fields)
+        updates = ", ".join(f"{n} = excluded.{n}" for n in names if n != "self_id")
         rows = self._execute(
-            f"INSERT INTO jobs ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))}) "
-            f"ON CONFLICT(self_id) {on_conflict} RETURNING self_id",
-            (_to_sql(n, v) for n, v in fields.items()),
+            f"INSERT INTO jobs ({', '.join(names)}) VALUES ({', '.join('?' * len(names))}) "
+            f"ON CONFLICT(self_id) DO UPDATE SET {updates} WHERE {only_if} RETURNING self_id",
+            (_to_sql(n, fields[n]) for n in names),
         )
-        if not rows:
-            current = self.get(record.self_id)
-            if current is not None and not current.is_active:
-                raise JobExistsError(f"job {record.self_id!r} already exists ({current.status})")
-            pid = current.last_pid if current else None
-            raise JobExistsError(
-                f"job {record.self_id!r} is still {current.status if current else 'active'} (pid {pid}); "
-                "stop it or choose another id"
-            )
+        return bool(rows)
 
     def update_if_active(
         self,
