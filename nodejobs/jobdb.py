@@ -135,7 +135,7 @@ class JobDB:
         if not isinstance(record, JobRecord):
             record = JobRecord(record)
         _check_columns(record)
-        self._upsert({**record, "last_update": record.last_update or datetime.now(timezone.utc)})
+        self._upsert({"last_update": datetime.now(timezone.utc), **record})
 
     def claim(self, record: JobRecord, replace: bool = True) -> None:
         """Write ``record`` as the job's new run, replacing an ended run of the same id.

@@ -1,9 +1,9 @@
 """Shared fixtures: a fresh database directory per test, and jobs cleaned up after it."""
 
 import os
-import time
 
 import pytest
+from polling import pid_alive, wait_until  # noqa: F401 -- re-exported to the tests
 
 from nodejobs import Jobs
 
@@ -22,26 +22,6 @@ def jobs(db_path):
         if record.is_active:
             j.stop(record.self_id, grace=0.2)
     j.close()
-
-
-def wait_until(predicate, timeout=10.0, interval=0.01, message="condition"):
-    """Poll ``predicate`` until it returns a truthy value or ``timeout`` passes (then fail)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {message}")
-        time.sleep(interval)
-
-
-def pid_alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 @pytest.fixture(autouse=True)
