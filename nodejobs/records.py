@@ -74,10 +74,6 @@ class JobRecord(BaseData):
     exit_code: (int, None)
     reason: (str, None)
 
-    def __init__(self, data: dict | None = None, **fields: Any) -> None:
-        super().__init__(data, **fields)
-        validate_job_id(self.self_id)
-
     def __setitem__(self, key: str, value: Any) -> None:
         # Paths are made from these: they must not reach outside the log directory or hold NUL.
         if key in ("self_id", "logfile") and value is not None:

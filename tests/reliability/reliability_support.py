@@ -19,6 +19,18 @@ PY = sys.executable
 log = logging.getLogger("nodejobs.reliability")
 
 
+def run_cli(db: str, *args: str, cwd: str | None = None) -> subprocess.CompletedProcess:
+    """``python -m nodejobs --db DB ARGS...`` in a subprocess; output decoded, odd bytes kept."""
+    return subprocess.run(
+        [PY, "-m", "nodejobs", "--db", db, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        errors="surrogateescape",
+    )
+
+
 def start_ticks(pid: int) -> int:
     """The start time of ``pid`` in clock ticks since boot (field 22 of /proc/PID/stat)."""
     with open(f"/proc/{pid}/stat", "rb") as f:

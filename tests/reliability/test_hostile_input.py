@@ -202,13 +202,18 @@ def test_records_are_validated_and_stored_or_refused_whole(shared_db, data, job_
     except (UnknownFieldError, ValueError) as exc:  # refused whole, with a nodejobs/ValueError
         assert shared_db._execute("SELECT count(*) FROM jobs")[0][0] == rows_before, exc
         return
-    stored = shared_db.get(job_id)
+    _assert_stored_as_given(shared_db, job_id, record)
+
+
+def _assert_stored_as_given(db, job_id, record):
+    """The database gives back every field of ``record`` (times to the millisecond); then forget it."""
+    stored = db.get(job_id)
     for key, value in record.items():
         if isinstance(value, datetime):
             assert abs((stored[key] - value).total_seconds()) < 1e-3
         else:
             assert stored.get(key) == value, key
-    shared_db.delete(job_id)
+    db.delete(job_id)
 
 
 def _typed_value(kind):
@@ -241,13 +246,7 @@ def test_well_typed_records_round_trip_or_are_refused_with_a_value_error(shared_
     except ValueError as exc:  # a value SQLite cannot hold (a 70-bit int, a lone surrogate): refused whole
         assert shared_db.get(job_id) is None, exc
         return
-    stored = shared_db.get(job_id)
-    for key, value in record.items():
-        if isinstance(value, datetime):
-            assert abs((stored[key] - value).total_seconds()) < 1e-3
-        else:
-            assert stored.get(key) == value, key
-    shared_db.delete(job_id)
+    _assert_stored_as_given(shared_db, job_id, record)
 
 
 @settings(max_examples=400, deadline=None)

@@ -2,12 +2,11 @@
 arguments to ``run()`` -- passed verbatim or refused, never interpreted, nothing written outside the db."""
 
 import os
-import subprocess
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from reliability_support import PY, TRIED, figure
+from reliability_support import PY, TRIED, figure, run_cli
 from reliability_support import count_tried as _count
 from reliability_support import inside as _inside
 from reliability_support import tree as _tree
@@ -44,28 +43,19 @@ COMMAND_WORDS = [
 def test_cli_arguments_with_quotes_and_dollars_are_passed_verbatim(tmp_path, words, value):
     _count("CLI command lines")
     db = str(tmp_path / "db")
-    done = subprocess.run(
-        [
-            PY,
-            "-m",
-            "nodejobs",
-            "--db",
-            db,
-            "run",
-            "--id",
-            "verbatim",
-            "-e",
-            f"K={value}",
-            "--",
-            PY,
-            "-c",
-            "import os, sys; print(repr(sys.argv[1:])); print(repr(os.environ['K']))",
-            *words,
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
+    done = run_cli(
+        db,
+        "run",
+        "--id",
+        "verbatim",
+        "-e",
+        f"K={value}",
+        "--",
+        PY,
+        "-c",
+        "import os, sys; print(repr(sys.argv[1:])); print(repr(os.environ['K']))",
+        *words,
+        cwd=str(tmp_path),
     )
     assert done.returncode == 0, done.stderr
     with Jobs(db) as jobs:
@@ -94,14 +84,7 @@ def test_cli_arguments_with_quotes_and_dollars_are_passed_verbatim(tmp_path, wor
 def test_cli_refuses_bad_ids_and_values_with_one_line(tmp_path, argv):
     _count("CLI command lines")
     db = str(tmp_path / "db")
-    done = subprocess.run(
-        [PY, "-m", "nodejobs", "--db", db, *argv],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        errors="surrogateescape",
-    )
+    done = run_cli(db, *argv, cwd=str(tmp_path))
     assert done.returncode != 0
     assert "Traceback" not in done.stderr and done.stderr.strip().count("\n") <= 3, done.stderr
     assert not (tmp_path / "PWNED").exists() and not (tmp_path / "escape").exists()

@@ -7,7 +7,7 @@ import stat
 import subprocess
 
 import pytest
-from reliability_support import PY, figure
+from reliability_support import PY, figure, run_cli
 
 from nodejobs import Jobs
 
@@ -54,25 +54,7 @@ def test_env_values_are_given_to_the_job_but_never_stored(tmp_path, capsys):
         jobs.rerun("api")  # values are not kept: the rerun does not see the secret
         assert jobs.wait("api", timeout=10).status == "finished"
         rerun_out = jobs.job_logs("api")[0]
-    done = subprocess.run(
-        [
-            PY,
-            "-m",
-            "nodejobs",
-            "--db",
-            db,
-            "run",
-            "--id",
-            "cli",
-            "-e",
-            f"NJ_SECRET={values['cli']}",
-            "--",
-            HASH_IT,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = run_cli(db, "run", "--id", "cli", "-e", f"NJ_SECRET={values['cli']}", "--", HASH_IT)
     assert done.returncode == 0, done.stderr
     assert values["cli"] not in done.stdout + done.stderr
 

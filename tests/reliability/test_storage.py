@@ -5,10 +5,9 @@ Each gives a clear error naming the file, never a corrupted database, and never 
 
 import os
 import sqlite3
-import subprocess
 
 import pytest
-from reliability_support import PY, figure, mounted, needs_root, read_only, stop_all
+from reliability_support import figure, mounted, needs_root, read_only, run_cli, stop_all
 
 from nodejobs import DatabaseError, JobDB, Jobs
 
@@ -40,12 +39,6 @@ def fill(directory: str) -> str:
     return path
 
 
-def cli(db: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [PY, "-m", "nodejobs", "--db", db, *args], capture_output=True, text=True, timeout=60
-    )
-
-
 def test_read_only_database_directory_gives_an_error_naming_the_file(tmp_path):
     needs_root()
     db = str(tmp_path / "db")
@@ -56,7 +49,7 @@ def test_read_only_database_directory_gives_an_error_naming_the_file(tmp_path):
         with pytest.raises(DatabaseError, match=db_file) as caught:
             Jobs(db)
         assert "not writable" in str(caught.value)
-        done = cli(db, "ls")
+        done = run_cli(db, "ls")
         assert done.returncode == 1 and db_file in done.stderr and "Traceback" not in done.stderr
     assert integrity(db_file) == "ok"
     with Jobs(db) as jobs:  # nothing was lost or broken, and it works again
@@ -107,7 +100,7 @@ def test_garbage_in_jobs_db_gives_an_error_naming_the_file_and_is_left_alone(tmp
         f.write(data)
     with pytest.raises(DatabaseError, match=db_file), Jobs(db) as jobs:
         jobs.list_status()
-    done = cli(db, "ls")
+    done = run_cli(db, "ls")
     assert done.returncode == 1 and db_file in done.stderr and "Traceback" not in done.stderr
     assert open(db_file, "rb").read() == bytes(data)  # the user's file is not "repaired" behind their back
     SURVIVED[f"jobs.db {damage}"] = "DatabaseError naming jobs.db; file untouched"
