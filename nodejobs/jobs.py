@@ -171,6 +171,23 @@ class Jobs:
             self.jobdb.delete(job_id)
         return ended
 
+    # -- what the faces (CLI, magics, dashboard) need, so they never reach into the database ----
+
+    def log_path(self, job_id: str, stream: str = "out") -> str:
+        """The path of a job's stdout (``"out"``) or stderr (``"err"``) file."""
+        return self.jobdb.log_paths(self._require(job_id))[logs.stream_index(stream)]
+
+    def script_path(self, job_id: str, extension: str) -> str:
+        """Where the script of a ``%%job`` cell for ``job_id`` is kept (``extension``: ".sh", ".py")."""
+        return self.jobdb.script_path(job_id, extension)
+
+    def ids(self, prefix: str = "", active: bool | None = None) -> list[str]:
+        """Job ids starting with ``prefix``; with ``active``, only active (True) or ended (False) jobs."""
+        found = self.jobdb.ids_like(prefix)
+        if active is None:
+            return found
+        return [i for i in found if (r := self.jobdb.get(i)) is not None and r.is_active == active]
+
     def new_job_id(self, command: str | Sequence[str]) -> str:
         """A readable id not used yet, e.g. ``train-3``."""
         base = readable_base(command)

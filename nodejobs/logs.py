@@ -8,6 +8,16 @@ import os
 _BLOCK = 64 * 1024
 
 
+STREAMS = ("out", "err")
+
+
+def stream_index(stream: str) -> int:
+    """0 for ``"out"`` (stdout), 1 for ``"err"`` (stderr); anything else is a ``ValueError``."""
+    if stream not in STREAMS:
+        raise ValueError(f"stream must be 'out' or 'err', not {stream!r}")
+    return STREAMS.index(stream)
+
+
 def decode(data: bytes) -> str:
     """Job output as text; bytes that are not UTF-8 become replacement characters."""
     return data.decode("utf-8", errors="replace")
