@@ -6,6 +6,7 @@ from .errors import (
     JobExistsError,
     JobNotFoundError,
     JobStillRunningError,
+    MissingEnvError,
     NodeJobsError,
     UnknownFieldError,
 )
@@ -31,6 +32,7 @@ __all__ = [
     "JobStatus",
     "JobStillRunningError",
     "Jobs",
+    "MissingEnvError",
     "NodeJobsError",
     "Processes",
     "UnknownFieldError",

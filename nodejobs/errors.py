@@ -27,3 +27,7 @@ class JobStillRunningError(NodeJobsError, ValueError):
 
 class DatabaseError(NodeJobsError, OSError):
     """The job database cannot be opened, read or written."""
+
+
+class MissingEnvError(NodeJobsError, ValueError):
+    """A rerun needs environment values that were never stored."""

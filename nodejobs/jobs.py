@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterator, Sequence
 
 from . import logs
-from .errors import JobExistsError, JobNotFoundError, JobStillRunningError
+from .errors import JobExistsError, JobNotFoundError, JobStillRunningError, MissingEnvError
 from .jobdb import JobDB
 from .processes import Processes
 from .records import JobFilter, JobRecord, JobRecordDict
@@ -65,8 +65,12 @@ class Jobs:
         startup_window: float = 0.01,
         grace: float = 3.0,
         reaper: bool = True,
+        backend: str = "local",
     ) -> None:
-        self.db_path = os.path.abspath(db_path or default_db_path())
+        if backend != "local":
+            raise ValueError(f"unknown backend {backend!r}; one of: local")
+        self.backend = backend
+        self.db_path = os.path.abspath(os.path.expanduser(db_path or default_db_path()))
         self.jobdb = JobDB(self.db_path)
         self.processes = Processes(self.jobdb, startup_window=startup_window, grace=grace, reaper=reaper)
 
@@ -149,13 +153,26 @@ class Jobs:
             self.processes.wait(record, FOLLOW_INTERVAL)  # returns at once when the job ends
             record = self._require(job_id)
 
-    def rerun(self, job_id: str) -> JobRecord:
-        """Run an ended job again with the same command and directory (environment values are not kept)."""
+    def rerun(
+        self, job_id: str, envs: dict[str, str] | None = None, without_env: bool = False
+    ) -> JobRecord:
+        """Run an ended job again: same id, command and directory.
+
+        Environment values are never stored, so a job that had ``envs`` needs them again (``envs``,
+        naming the same keys) or ``without_env=True``; otherwise ``MissingEnvError`` names the keys.
+        """
         record = self._require(job_id)
         if record.is_active:
             raise JobStillRunningError(f"job {job_id!r} is still {record.status}; stop it first")
+        needed = [k for k in (record.env_keys or "").split(",") if k]
+        missing = [k for k in needed if k not in (envs or {})]
+        if missing and not without_env:
+            raise MissingEnvError(
+                f"job {job_id!r} ran with environment values that are not stored: {', '.join(missing)}; "
+                "give them again or rerun without them"
+            )
         command = record.command if record.shell else shlex.split(record.command or "")
-        return self.run(command, job_id, cwd=record.cwd)
+        return self.run(command, job_id, cwd=record.cwd, envs=envs)
 
     def remove(self, job_id: str) -> None:
         """Delete an ended job's record and files."""

@@ -3,7 +3,23 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def check_env_name(name: str) -> str:
+    """Return ``name`` if it can name an environment variable of a job, else raise ``ValueError``.
+
+    One rule everywhere (API, CLI, magics): a shell identifier, since the shell supervisor would
+    silently drop any other name.
+    """
+    if not isinstance(name, str) or not _ENV_NAME.fullmatch(name):
+        raise ValueError(
+            f"invalid environment variable name {name!r}: use letters, digits and _, not starting with a digit"
+        )
+    return name
 
 
 def check_arguments(argv: list[str], envs: dict[str, str], cwd: str) -> None:
@@ -19,8 +35,7 @@ def check_arguments(argv: list[str], envs: dict[str, str], cwd: str) -> None:
         except UnicodeEncodeError:
             raise ValueError(f"{what} is not valid text (lone surrogate): {text!r}") from None
     for key in envs:
-        if not key or "=" in key:
-            raise ValueError(f"invalid environment variable name {key!r}")
+        check_env_name(key)
 
 
 def startup_problem(argv: list[str], shell: bool, cwd: str, env: dict[str, str]) -> str | None:
