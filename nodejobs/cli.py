@@ -1,68 +1,65 @@
-"""The ``nodejobs`` command: the Jobs API from a shell, on the same database as Python and Jupyter."""
+"""The ``nodejobs`` command: the Jobs API from a shell, on the same database as Python and Jupyter.
+
+Its grammar is ``nodejobs.operations.COMMANDS``, the one the ``%job`` magics speak too.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import NoReturn
 
-from .errors import NodeJobsError
+from . import __version__
+from . import operations as ops
+from .errors import JobNotFoundError, NodeJobsError
 from .jobs import Jobs, default_db_path
 from .records import JobRecord, JobStatus
 
+HINT = "nodejobs ls lists them"
+BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a coreutils program whose reader went away
 
-def _parse_env(items: Sequence[str]) -> dict[str, str]:
-    envs = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise argparse.ArgumentTypeError(f"-e expects KEY=VALUE, got {item!r}")
-        envs[key] = value
-    return envs
+EPILOG = f"""\
+exit status:
+  0    done (wait, logs -f: every job finished)
+  1    an operation failed (the job could not start, could not be stopped, ...)
+  2    usage error, or an unknown job id (nothing was done)
+  N    wait, logs -f: the first job (in argument order) that did not finish ended with exit code N
+       (1..255; 1 if it had none); with --any, the first that ended
+  124  wait: the --timeout ran out (as timeout(1))
+  130  interrupted (Ctrl-C)
+  {BROKEN_PIPE}  the reader of the output went away (e.g. `nodejobs ls | head -1`): nodejobs stops quietly"""
 
 
 class _Parser(argparse.ArgumentParser):
     """An argument parser whose usage errors are one line, like every other error."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} -h)\n")
+        self.exit(ops.USAGE, f"{self.prog}: error: {message} (see {self.prog} -h)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="nodejobs", description="Run and watch background jobs.")
+    """The parser of the ``nodejobs`` command, built from the shared sub-command table."""
+    parser = _Parser(
+        prog="nodejobs",
+        description="Run and watch background jobs.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"nodejobs {__version__}")
     parser.add_argument("--db", help=f"database directory (default: $NODEJOBS_HOME or {default_db_path()})")
+    parser.add_argument("--backend", default="local", metavar="NAME", help="where jobs run (default: local)")
     sub = parser.add_subparsers(dest="action", required=True, metavar="COMMAND")
-
-    run = sub.add_parser("run", help="start a job: one argument runs through sh, several run directly")
-    run.add_argument("--id", dest="job_id", help="job id (default: made from the command)")
-    run.add_argument("--cwd", help="working directory (default: the current one)")
-    run.add_argument("-e", "--env", action="append", default=[], metavar="K=V", help="environment variable")
-    run.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARG...]")
-
-    ls = sub.add_parser("ls", help="list jobs")
-    ls.add_argument("--status", choices=sorted(JobStatus.values()))
-    ls.add_argument("--json", action="store_true", help="one JSON object per job, keyed by id")
-
-    for name, text in (("status", "show a job's record"), ("stop", "stop a job"), ("wait", "wait for a job")):
-        p = sub.add_parser(name, help=text)
-        p.add_argument("job_id")
-        if name == "wait":
-            p.add_argument("--timeout", type=float, help="give up after this many seconds")
-        if name == "status":
-            p.add_argument("--json", action="store_true")
-
-    logs = sub.add_parser("logs", help="print a job's output")
-    logs.add_argument("job_id")
-    logs.add_argument("-n", "--lines", type=int, help="only the last N lines")
-    logs.add_argument("-f", "--follow", action="store_true", help="print new output until the job ends")
-    logs.add_argument("--err", action="store_true", help="stderr instead of stdout")
-
-    rm = sub.add_parser("rm", help="delete ended jobs and their logs")
-    rm.add_argument("job_ids", nargs="+")
-    sub.add_parser("clean", help="delete every ended job and its logs")
+    for command in ops.commands(ops.CLI):
+        one = sub.add_parser(
+            command.name, aliases=command.aliases, help=command.summary.replace("%", "%%"),
+            description=command.summary
+        )
+        ops.add_options(one, command, ops.CLI)
     return parser
 
 
@@ -96,92 +93,147 @@ def _table(records: Sequence[JobRecord]) -> str:
     )
 
 
-def _describe(record: JobRecord) -> str:
-    text = f"{record.self_id}: {record.status}"
-    if record.last_pid is not None and record.is_active:
-        text += f" (pid {record.last_pid})"
-    if record.exit_code is not None:
-        text += f", exit code {record.exit_code}"
-    if record.reason:
-        text += f" — {record.reason}"
-    return text
-
-
-def _require(record: JobRecord | None, job_id: str) -> JobRecord:
-    if record is None:
-        raise NodeJobsError(f"no job {job_id!r}")
-    return record
+def _failure_tail(jobs: Jobs, record: JobRecord) -> None:
+    """The last lines of a failed job's stderr, on stderr, after what stdout already shows."""
+    sys.stdout.flush()
+    sys.stderr.write(ops.failure_tail(jobs, record))
 
 
 def _run(jobs: Jobs, args: argparse.Namespace) -> int:
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
-        raise NodeJobsError("run needs a command: nodejobs run -- COMMAND [ARG...]")
-    command = command[0] if len(command) == 1 else command
-    record = jobs.run(command, args.job_id, args.cwd, _parse_env(args.env))
-    print(_describe(record))
-    return 1 if record.status == JobStatus.c_failed_start else 0
+        raise ops.BadUsage("run needs a command: nodejobs run -- COMMAND [ARG...]")
+    envs = ops.parse_env(args.env)
+    record = jobs.run(command[0] if len(command) == 1 else command, args.job_id, args.cwd, envs or None)
+    print(ops.summary(record))
+    return ops.FAILED if record.status == JobStatus.c_failed_start else ops.OK
+
+
+def _ls(jobs: Jobs, args: argparse.Namespace) -> int:
+    records = list(ops.select(jobs, args.status).values())
+    if args.json:
+        print(json.dumps({r.self_id: _jsonable(r) for r in records}, indent=1))
+    else:
+        print(_table(records))
+    return ops.OK
+
+
+def _status(jobs: Jobs, args: argparse.Namespace) -> int:
+    record = ops.require(jobs, args.job_id)
+    print(json.dumps(_jsonable(record), indent=1) if args.json else ops.summary(record))
+    return ops.OK
 
 
 def _logs(jobs: Jobs, args: argparse.Namespace) -> int:
-    stream = "err" if args.err else "out"
-    _require(jobs.get_status(args.job_id), args.job_id)
+    stream = ops.stream(args.err)
+    ops.require(jobs, args.job_id)
+    if not args.follow:
+        if args.lines is not None:
+            sys.stdout.write(jobs.tail(args.job_id, args.lines, stream))
+        else:
+            sys.stdout.write(jobs.job_logs(args.job_id)[1 if args.err else 0])
+        return ops.OK
     if args.lines is not None:
         sys.stdout.write(jobs.tail(args.job_id, args.lines, stream))
-    elif not args.follow:
-        out, err = jobs.job_logs(args.job_id)
-        sys.stdout.write(err if args.err else out)
-    if args.follow:
-        for text in jobs.follow(args.job_id, stream, from_start=args.lines is None):
-            sys.stdout.write(text)
-            sys.stdout.flush()
-    return 0
+    for text in jobs.follow(args.job_id, stream, from_start=args.lines is None and not args.new):
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    record = ops.require(jobs, args.job_id)
+    if record.status != JobStatus.c_finished:
+        sys.stdout.flush()
+        print(ops.summary(record), file=sys.stderr)
+        if not args.err:  # stderr's tail, unless that is what was just followed
+            _failure_tail(jobs, record)
+    return ops.exit_status(record)
+
+
+def _stop(jobs: Jobs, args: argparse.Namespace) -> int:
+    stopped = ops.stop_many(jobs, args.job_ids, args.all, args.grace)
+    for record in stopped.values():
+        print(ops.summary(record))
+    if not stopped:
+        print("no active jobs")
+    return ops.FAILED if any(r.status == JobStatus.c_failed_stop for r in stopped.values()) else ops.OK
+
+
+def _wait(jobs: Jobs, args: argparse.Namespace) -> int:
+    waited = ops.wait_many(jobs, args.job_ids, args.timeout, args.any)
+    shown = waited.ended()[:1] if args.any else waited.ended()
+    for record in shown:
+        print(ops.summary(record))
+    for record in shown:
+        _failure_tail(jobs, record)
+    late = waited.first_active()
+    if waited.timed_out and late is not None:
+        print(f"nodejobs: error: job {late.self_id!r} still {late.status} after {args.timeout} s",
+              file=sys.stderr)  # fmt: skip
+    return waited.exit_status()
+
+
+def _rm(jobs: Jobs, args: argparse.Namespace) -> int:
+    print(ops.removed_text(ops.remove_many(jobs, args.job_ids)))
+    return ops.OK
+
+
+def _rerun(jobs: Jobs, args: argparse.Namespace) -> int:
+    record = ops.rerun(jobs, args.job_id, args.env, args.without_env)
+    print(ops.summary(record))
+    return ops.FAILED if record.status == JobStatus.c_failed_start else ops.OK
+
+
+def _clean(jobs: Jobs, args: argparse.Namespace) -> int:
+    print(ops.removed_text(jobs.clean(), ended=True))
+    return ops.OK
+
+
+_ACTIONS = {"run": _run, "ls": _ls, "status": _status, "logs": _logs, "stop": _stop, "wait": _wait,
+            "rerun": _rerun, "rm": _rm, "clean": _clean}  # fmt: skip
 
 
 def dispatch(jobs: Jobs, args: argparse.Namespace) -> int:
-    """Carry out one parsed command; return the exit code."""
-    if args.action == "run":
-        return _run(jobs, args)
-    if args.action == "ls":
-        records = list(jobs.list_status({"status": args.status} if args.status else None).values())
-        if args.json:
-            print(json.dumps({r.self_id: _jsonable(r) for r in records}, indent=1))
-        else:
-            print(_table(records))
-        return 0
-    if args.action == "status":
-        record = _require(jobs.get_status(args.job_id), args.job_id)
-        print(json.dumps(_jsonable(record), indent=1) if args.json else _describe(record))
-        return 0
-    if args.action == "logs":
-        return _logs(jobs, args)
-    if args.action == "stop":
-        record = _require(jobs.stop(args.job_id), args.job_id)
-        print(_describe(record))
-        return 0 if record.status != JobStatus.c_failed_stop else 1
-    if args.action == "wait":
-        record = jobs.wait(args.job_id, args.timeout)
-        print(_describe(record))
-        return 0 if record.status == JobStatus.c_finished else 1
-    if args.action == "rm":
-        for job_id in args.job_ids:
-            jobs.remove(job_id)
-        return 0
-    if args.action == "clean":
-        removed = jobs.clean()
-        print(f"removed {len(removed)} ended job(s)")
-        return 0
-    raise AssertionError(args.action)
+    """Carry out one parsed command; return the exit status."""
+    command = ops.find_command(args.action, ops.CLI)
+    assert command is not None, args.action
+    return _ACTIONS[command.name](jobs, ops.normalise(args, args.action))
+
+
+def _open(args: argparse.Namespace) -> Jobs:
+    try:
+        return Jobs(args.db, reaper=False, backend=args.backend)
+    except ValueError as exc:
+        if isinstance(exc, NodeJobsError):
+            raise
+        raise ops.BadUsage(str(exc)) from None
+
+
+def _quiet_stdout() -> None:
+    """The reader went away: send what is left to /dev/null, so exiting does not fail again."""
+    with contextlib.suppress(OSError, ValueError):  # not a real file (captured): nothing to redirect
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def _error(exc: BaseException) -> int:
+    print(f"nodejobs: error: {ops.with_hint(exc, HINT)}", file=sys.stderr)
+    return ops.USAGE if isinstance(exc, (ops.BadUsage, JobNotFoundError)) else ops.FAILED
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``nodejobs`` command with ``argv`` (default: ``sys.argv[1:]``); the exit status."""
     args = build_parser().parse_args(argv)
     try:
-        with Jobs(args.db, reaper=False) as jobs:
-            return dispatch(jobs, args)
-    except (NodeJobsError, ValueError, TimeoutError, argparse.ArgumentTypeError) as exc:
-        print(f"nodejobs: error: {exc}", file=sys.stderr)
-        return 1
+        jobs = _open(args)
+    except (NodeJobsError, OSError) as exc:
+        return _error(exc)
+    try:
+        with jobs:
+            code = dispatch(jobs, args)
+            sys.stdout.flush()  # inside the try: a reader that went away is noticed here
+            return code
+    except BrokenPipeError:
+        _quiet_stdout()
+        return BROKEN_PIPE
+    except (NodeJobsError, ValueError, OSError) as exc:
+        return _error(exc)
     except KeyboardInterrupt:
         return 130
 

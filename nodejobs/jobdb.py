@@ -1,7 +1,8 @@
 """``JobDB``: job records in SQLite (``<db_path>/jobs.db``) and their output files in ``<db_path>/logs``.
 
 Several processes may use one database at once: the database runs in WAL mode with a busy timeout,
-and every write is one statement.
+and every write is one statement. Every status change is a compare-and-set on the run (``run_id``) and
+the status it leaves, checked against the transition table of ``states``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 from . import logs
 from .errors import DatabaseError, JobExistsError, UnknownFieldError
 from .records import ACTIVE_STATUSES, JobFilter, JobRecord, JobRecordDict, JobStatus, validate_job_id
+from .states import check_transition
 
 __all__ = ["JobDB", "JobFilter", "JobRecord", "JobRecordDict"]
 
@@ -131,10 +133,17 @@ class JobDB:
     # -- records ---------------------------------------------------------------------------------
 
     def update_status(self, record: JobRecord | dict) -> None:
-        """Insert or update a job; a partial record changes only the fields it holds."""
+        """Insert or update a job; a partial record changes only the fields it holds.
+
+        A change of status of a stored job must be one the transition table allows.
+        """
         if not isinstance(record, JobRecord):
             record = JobRecord(record)
         _check_columns(record)
+        if record.status is not None:
+            current = self._execute("SELECT status FROM jobs WHERE self_id = ?", [record.self_id])
+            if current and current[0][0] not in (None, record.status):
+                check_transition(current[0][0], record.status)
         self._upsert({"last_update": datetime.now(timezone.utc), **record})
 
     def claim(self, record: JobRecord, replace: bool = True) -> None:
@@ -168,36 +177,27 @@ class JobDB:
         )
         return bool(rows)
 
-    def update_if_active(
-        self,
-        job_id: str,
-        supervisor_pid: int | None,
-        fields: dict[str, Any],
-        only_status: str | None = None,
-        started_at: datetime | None = None,
+    def update_run(
+        self, job_id: str, run_id: str | None, old: str, fields: dict[str, Any], new: str | None = None
     ) -> bool:
-        """Update a job only while it is still active (or in ``only_status``) and still the same run
-        (same supervisor; with ``started_at``, also started then).
+        """Write ``fields`` (and the status ``new``) to run ``run_id`` of ``job_id`` if it is still ``old``.
 
-        Returns True if the row changed, so concurrent folders of one exit do the work once.
+        A compare-and-set: it returns False, changing nothing, if the job moved on meanwhile (another
+        process or thread changed it first), so concurrent folders of one end do the work once.
+        ``old -> new`` must be allowed by the transition table (else ``IllegalTransition``).
         """
+        if new is not None and new != old:
+            fields = {**fields, "status": new}
         fields = {**fields, "last_update": datetime.now(timezone.utc)}
         JobRecord(self_id=job_id, **fields)  # validate
+        if new is not None and new != old:
+            check_transition(old, new)
         _check_columns(fields)
         assignments = ", ".join(f"{n} = ?" for n in fields)
-        statuses = [only_status] if only_status else list(ACTIVE_STATUSES)
-        same_start = " AND started_at = ?" if started_at is not None else ""
         rows = self._execute(
-            f"UPDATE jobs SET {assignments} WHERE self_id = ? "
-            f"AND status IN ({', '.join('?' * len(statuses))}) "
-            f"AND supervisor_pid IS ?{same_start} RETURNING self_id",
-            [
-                *(_to_sql(n, v) for n, v in fields.items()),
-                job_id,
-                *statuses,
-                supervisor_pid,
-                *([_to_sql("started_at", started_at)] if started_at is not None else []),
-            ],
+            f"UPDATE jobs SET {assignments} "
+            "WHERE self_id = ? AND run_id IS ? AND status = ? RETURNING self_id",
+            [*(_to_sql(n, v) for n, v in fields.items()), job_id, run_id, old],
         )
         return bool(rows)
 
@@ -220,7 +220,7 @@ class JobDB:
         return out
 
     def list_active(self) -> list[JobRecord]:
-        """Records whose status is starting, running or stopping."""
+        """Records whose status is active (queued, starting, running or stopping)."""
         return self._query(f"WHERE status IN ({_ACTIVE_SQL})")
 
     def ids_like(self, prefix: str) -> list[str]:
@@ -255,7 +255,7 @@ class JobDB:
         record = self.get(job_id)
         if record is None:
             return ""
-        return logs.tail_lines(self.log_paths(record)[_stream_index(stream)], n)
+        return logs.tail_lines(self.log_paths(record)[logs.stream_index(stream)], n)
 
     def close(self) -> None:
         with self._lock:
@@ -271,8 +271,3 @@ def _check_columns(fields: Iterable[str]) -> None:
     if unknown:
         raise UnknownFieldError(f"unknown job field(s): {', '.join(sorted(map(repr, unknown)))}")
 
-
-def _stream_index(stream: str) -> int:
-    if stream not in ("out", "err"):
-        raise ValueError(f"stream must be 'out' or 'err', not {stream!r}")
-    return 0 if stream == "out" else 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import shlex
@@ -9,8 +10,11 @@ import time
 from collections.abc import Iterator, Sequence
 
 from . import logs
+from .backends import Backends, check_backend_name
+from .backends.base import Backend
 from .errors import JobExistsError, JobNotFoundError, JobStillRunningError, MissingEnvError
 from .jobdb import JobDB
+from .lifecycle import Lifecycle
 from .processes import Processes
 from .records import JobFilter, JobRecord, JobRecordDict
 
@@ -62,17 +66,20 @@ class Jobs:
         self,
         db_path: str | None = None,
         *,
-        startup_window: float = 0.01,
+        startup_window: float = 0.05,
         grace: float = 3.0,
         reaper: bool = True,
-        backend: str = "local",
+        backend: str | Backend = "local",
     ) -> None:
-        if backend != "local":
-            raise ValueError(f"unknown backend {backend!r}; one of: local")
-        self.backend = backend
+        given = backend if isinstance(backend, Backend) else None
+        self.backend = given.name if given is not None else check_backend_name(backend)
         self.db_path = os.path.abspath(os.path.expanduser(db_path or default_db_path()))
         self.jobdb = JobDB(self.db_path)
-        self.processes = Processes(self.jobdb, startup_window=startup_window, grace=grace, reaper=reaper)
+        self.grace = grace
+        self.backends = Backends(reaper=reaper, given=given)
+        self.backends(self.backend)  # made now: the local backend's reaper thread starts with us
+        self.lifecycle = Lifecycle(self.jobdb, self.backends, startup_window)
+        self.processes = Processes(self.jobdb, grace=grace, lifecycle=self.lifecycle, backends=self.backends)
 
     # -- the contract of the original nodejobs ---------------------------------------------------
 
@@ -82,35 +89,42 @@ class Jobs:
         job_id: str | None = None,
         cwd: str | None = None,
         envs: dict[str, str] | None = None,
+        *,
+        keep_leftovers: bool = False,
     ) -> JobRecord:
         """Start ``command`` (a list runs directly, a string through ``/bin/sh -c``) as ``job_id``.
 
         Without ``job_id`` a readable one is made from the command. Returns the record: ``running``,
-        ``finished`` (exited 0 at once) or ``failed_start`` (with ``reason``). Raises
-        ``JobExistsError`` if a job with that id is still running.
+        or already ``finished``/``failed`` if it ended at once, or ``failed_start`` (with ``reason``) if
+        it could not be started. Raises ``JobExistsError`` if a job with that id is still active.
+        When the job's program ends, processes it left behind are ended too, unless ``keep_leftovers``.
         """
+        options = dict(envs=envs, cwd=cwd, backend=self.backend, keep_leftovers=keep_leftovers)
         if job_id is not None:
-            return self.processes.run(command, job_id, envs=envs, cwd=cwd)
+            return self.lifecycle.run(command, job_id, **options)
         while True:
             job_id = self.new_job_id(command)
             try:
-                return self.processes.run(command, job_id, envs=envs, cwd=cwd, replace=False)
+                return self.lifecycle.run(command, job_id, replace=False, **options)
             except JobExistsError:
                 continue  # another process took that name between choosing and claiming it
 
     def stop(self, job_id: str, grace: float | None = None) -> JobRecord | None:
-        """Stop a job's whole process tree; the final record, or None for an unknown id."""
-        return self.processes.stop(job_id, grace)
+        """Stop a job's whole process tree; its final record, or None for an unknown id.
+
+        A job that already ended has whatever it left running ended too.
+        """
+        return self.lifecycle.stop(job_id, self.grace if grace is None else grace)
 
     def get_status(self, job_id: str) -> JobRecord | None:
         """The up-to-date record of ``job_id``, or None."""
-        return self.processes.refresh(self.jobdb.get(job_id))
+        return self.lifecycle.refresh(self.jobdb.get(job_id))
 
     def list_status(self, filter: JobFilter | dict | None = None) -> JobRecordDict:
         """Up-to-date records matching ``filter`` (any JobRecord fields, by equality)."""
         if filter is not None and not isinstance(filter, JobFilter):
             filter = JobFilter(filter)
-        self.processes.refresh_active()
+        self.lifecycle.refresh_active()
         return self.jobdb.list_status(filter)
 
     def job_logs(self, job_id: str) -> tuple[str, str]:
@@ -124,23 +138,25 @@ class Jobs:
         return self.jobdb.tail(self._require(job_id).self_id, n, stream)
 
     def wait(self, job_id: str, timeout: float | None = None) -> JobRecord:
-        """Block until the job ends; its final record. Raises ``TimeoutError`` after ``timeout`` s."""
-        deadline = None if timeout is None else time.monotonic() + timeout
+        """Block until the job ends; its final record. Raises ``TimeoutError`` after ``timeout`` s
+        (None or ``math.inf``: no limit)."""
+        if timeout is not None and not timeout >= 0:
+            raise ValueError(f"timeout must be a number of seconds >= 0, not {timeout!r}")
+        deadline = None if timeout is None or math.isinf(timeout) else time.monotonic() + timeout
         record = self._require(job_id)
         while record.is_active:
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 raise TimeoutError(f"job {job_id!r} still {record.status} after {timeout} s")
-            self.processes.wait(record, remaining)
+            self.lifecycle.wait(record, remaining)
             record = self._require(job_id)
         return record
 
     def follow(self, job_id: str, stream: str = "out", from_start: bool = True) -> Iterator[str]:
         """Yield the job's output as it is written, until the job has ended and all is read."""
-        if stream not in ("out", "err"):
-            raise ValueError(f"stream must be 'out' or 'err', not {stream!r}")
+        logs.stream_index(stream)
         record = self._require(job_id)
-        path = self.jobdb.log_paths(record)[0 if stream == "out" else 1]
+        path = self.jobdb.log_paths(record)[logs.stream_index(stream)]
         offset = 0 if from_start else os.path.getsize(path) if os.path.exists(path) else 0
         while True:
             # Once the job has ended nothing will complete a trailing partial character: flush it.
@@ -150,7 +166,7 @@ class Jobs:
                 continue
             if not record.is_active:
                 return
-            self.processes.wait(record, FOLLOW_INTERVAL)  # returns at once when the job ends
+            self.lifecycle.wait(record, FOLLOW_INTERVAL)  # returns at once when the job ends
             record = self._require(job_id)
 
     def rerun(
@@ -222,7 +238,7 @@ class Jobs:
 
     def close(self) -> None:
         """Stop the reaper thread and close the database (running jobs are not touched)."""
-        self.processes.close()
+        self.backends.close()
         self.jobdb.close()
 
     def __enter__(self) -> Jobs:

@@ -17,7 +17,8 @@ def check_env_name(name: str) -> str:
     """
     if not isinstance(name, str) or not _ENV_NAME.fullmatch(name):
         raise ValueError(
-            f"invalid environment variable name {name!r}: use letters, digits and _, not starting with a digit"
+            f"invalid environment variable name {name!r}: "
+            "use letters, digits and _, not starting with a digit"
         )
     return name
 

@@ -7,7 +7,10 @@ from datetime import datetime, timezone
 from typing import Any
 
 from .errors import InvalidJobIdError
-from .schema import BaseData, Choices
+from .schema import BaseData
+from .states import ACTIVE_STATUSES, JobStatus
+
+__all__ = ["ACTIVE_STATUSES", "JobFilter", "JobRecord", "JobRecordDict", "JobStatus", "validate_job_id"]
 
 MAX_JOB_ID_LENGTH = 128
 MAX_JOB_ID_BYTES = 200  # the id plus its longest file suffix must fit NAME_MAX (255 bytes)
@@ -33,22 +36,13 @@ def validate_job_id(job_id: Any) -> str:
     return job_id
 
 
-class JobStatus(Choices):
-    c_starting = "starting"
-    c_running = "running"
-    c_stopping = "stopping"
-    c_stopped = "stopped"
-    c_finished = "finished"
-    c_failed = "failed"
-    c_failed_start = "failed_start"
-    c_failed_stop = "failed_stop"
-
-
-ACTIVE_STATUSES = (JobStatus.c_starting, JobStatus.c_running, JobStatus.c_stopping)
-
-
 class JobRecord(BaseData):
-    """One job: what ran, where, its process identity and how it ended."""
+    """One job: what ran, where, on which backend (its opaque ``handle``), and how it ended.
+
+    ``dirname`` is the job's own name for its files (its id, as in the original nodejobs). The local
+    backend also keeps its process identity readable: ``last_pid`` (the payload), ``pid_start``,
+    ``supervisor_pid``, ``supervisor_start`` and ``boot_id``.
+    """
 
     Status = JobStatus
 
@@ -62,6 +56,9 @@ class JobRecord(BaseData):
     logdir: (str, None)
     logfile: (str, None)
     env_keys: (str, None)
+    backend: (str, None)  # which backend runs it ("local"); each backend observes its own jobs
+    handle: (str, None)  # the backend's opaque handle of this run, as JSON
+    run_id: (str, None)  # random, new for every run of the id: tells runs apart, marks the run's processes
     last_pid: (int, None)
     pid_start: (int, None)
     supervisor_pid: (int, None)
@@ -110,7 +107,9 @@ def _is_clean_path(path: Any) -> bool:
     return isinstance(path, str) and os.path.isabs(path) and "\x00" not in path
 
 
-_HIDDEN_FIELDS = {"pid_start", "supervisor_start", "launcher_pid", "launcher_start", "boot_id"}
+_HIDDEN_FIELDS = {
+    "pid_start", "supervisor_start", "launcher_pid", "launcher_start", "boot_id", "handle", "run_id",
+}  # fmt: skip
 
 
 class JobFilter(BaseData):
@@ -137,6 +136,21 @@ DATAFRAME_COLUMNS = (
 )
 
 
+_DATAFRAME_DTYPES = {
+    "status": "string",
+    "exit_code": "Int64",
+    "last_pid": "Int64",
+    "command": "string",
+    "cwd": "string",
+    "started_at": "datetime64[ns, UTC]",
+    "ended_at": "datetime64[ns, UTC]",
+    "duration": "timedelta64[ns]",
+    "last_update": "datetime64[ns, UTC]",
+    "reason": "string",
+}
+_TIME_COLUMNS = ("started_at", "ended_at", "duration", "last_update")
+
+
 class JobRecordDict(dict):
     """Job id -> ``JobRecord``, in the order the database listed them."""
 
@@ -146,31 +160,22 @@ class JobRecordDict(dict):
         super().__setitem__(key, value)
 
     def to_dataframe(self) -> "Any":
-        """A pandas DataFrame indexed by job id with real dtypes (UTC datetimes, Int64 ids/codes)."""
+        """A pandas DataFrame indexed by job id: the same columns and dtypes whatever the records hold
+        (``string``, ``Int64``, ``datetime64[ns, UTC]``, ``timedelta64[ns]``), even when empty."""
         import pandas as pd
 
-        rows = {
-            "status": [r.status for r in self.values()],
-            "exit_code": [r.exit_code for r in self.values()],
-            "last_pid": [r.last_pid for r in self.values()],
-            "command": [r.command for r in self.values()],
-            "cwd": [r.cwd for r in self.values()],
-            "started_at": [r.started_at for r in self.values()],
-            "ended_at": [r.ended_at for r in self.values()],
-            "last_update": [r.last_update for r in self.values()],
-            "reason": [r.reason for r in self.values()],
-        }
-        frame = pd.DataFrame(rows, index=pd.Index(list(self.keys()), name="self_id", dtype="string"))
-        for col in ("exit_code", "last_pid"):
-            frame[col] = pd.array(frame[col].tolist(), dtype="Int64")
-        for col in ("status", "command", "cwd", "reason"):
-            frame[col] = frame[col].astype("string")
-        for col in ("started_at", "ended_at", "last_update"):
-            frame[col] = pd.to_datetime(frame[col], utc=True)
-        frame["duration"] = pd.to_timedelta(
-            [r.duration for r in self.values()], unit="s"
-        )
-        return frame[list(DATAFRAME_COLUMNS)]
+        records = list(self.values())
+        columns = {}
+        for name in DATAFRAME_COLUMNS:
+            values = [r.duration if name == "duration" else r.get(name) for r in records]
+            if name == "duration":
+                column = pd.to_timedelta(pd.Series(values, dtype="float64"), unit="s")
+            elif name in _TIME_COLUMNS:
+                column = pd.to_datetime(pd.Series(values, dtype=object), utc=True)
+            else:
+                column = pd.Series(values, dtype=object)
+            columns[name] = column.astype(_DATAFRAME_DTYPES[name]).array
+        return pd.DataFrame(columns, index=pd.Index(list(self.keys()), name="self_id", dtype="string"))
 
     def _repr_html_(self) -> str:
         return self.to_dataframe()._repr_html_()

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from .dashboard import JobDashboard
-from .magics import JobMagics, complete_job
+from .magics import MATCHER_ID, JobMagics
 
 __all__ = ["JobDashboard", "JobMagics", "load_ipython_extension", "unload_ipython_extension"]
 
@@ -19,7 +19,9 @@ def load_ipython_extension(ipython: Any) -> None:
     _unregister(ipython)
     magics = JobMagics(ipython)
     ipython.register_magics(magics)
-    ipython.set_hook("complete_command", complete_job, str_key="%job")
+    completer = getattr(ipython, "Completer", None)
+    if completer is not None:
+        completer.custom_matchers.insert(0, magics.matcher())
 
 
 def unload_ipython_extension(ipython: Any) -> None:
@@ -37,7 +39,8 @@ def _unregister(ipython: Any) -> None:
                 del manager.magics[kind]["job"]
         if magics in ipython.configurables:
             ipython.configurables.remove(magics)
-    dispatcher = ipython.strdispatchers.get("complete_command")
-    chain = dispatcher.strs.get("%job") if dispatcher is not None else None
-    if chain is not None:
-        chain.chain = [(p, f) for p, f in chain.chain if getattr(f, "__func__", None) is not complete_job]
+    completer = getattr(ipython, "Completer", None)
+    if completer is not None:
+        completer.custom_matchers[:] = [
+            m for m in completer.custom_matchers if getattr(m, "matcher_identifier", None) != MATCHER_ID
+        ]

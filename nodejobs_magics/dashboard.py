@@ -141,7 +141,9 @@ class JobRow:
 
 
 class JobDashboard(widgets.VBox):
-    """A live view of the jobs of ``jobs`` (default: the kernel's ``%job`` database, else a new ``Jobs``).
+    """A live view of the jobs of ``jobs``; without one it opens its own ``Jobs()``, closed by ``close()``.
+
+    ``%job watch`` passes the kernel's ``Jobs`` and closes the dashboard when that closes.
 
     ``job_ids`` limits it to those jobs. It refreshes every ``refresh_interval`` seconds on its own
     thread until ``close()``. ``rows`` maps job id to ``JobRow``; ``select(job_id)`` picks the job whose
@@ -159,9 +161,8 @@ class JobDashboard(widgets.VBox):
         status: str = "all",
         grace: float | None = None,
     ) -> None:
-        magics = _kernel_magics() if jobs is None else None
-        self._owns_jobs = jobs is None and magics is None
-        self.jobs = jobs or (magics.jobs if magics is not None else Jobs())
+        self._owns_jobs = jobs is None
+        self.jobs = Jobs() if jobs is None else jobs
         self.job_ids = list(job_ids) if job_ids else None
         self.refresh_interval = refresh_interval
         self.max_rows = max_rows
@@ -201,8 +202,6 @@ class JobDashboard(widgets.VBox):
         self.refresh()
         self._thread = threading.Thread(target=self._loop, name="nodejobs-dashboard", daemon=True)
         self._thread.start()
-        if magics is not None:
-            magics.track(self)  # closed with the kernel's Jobs
 
     # -- public ----------------------------------------------------------------------------------
 
@@ -332,8 +331,3 @@ class JobDashboard(widgets.VBox):
         """Called by ``%job watch`` after displaying: the magic's returned value is not shown twice."""
         self._shown_in = getattr(get_ipython(), "execution_count", None)
 
-
-def _kernel_magics() -> Any:
-    """The loaded ``JobMagics`` of this IPython, if any."""
-    shell = get_ipython()
-    return shell.magics_manager.registry.get("JobMagics") if shell is not None else None

@@ -1,4 +1,7 @@
-"""Display helpers shared by the magics and the dashboard: status colours, times, durations, progress."""
+"""Display helpers shared by the magics and the dashboard: status colours, times, progress.
+
+``summary`` and ``format_duration`` come from ``nodejobs.operations``: one wording on every face.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,10 @@ from typing import Any
 from IPython import get_ipython
 from IPython.display import DisplayHandle
 
-from nodejobs.records import JobRecord, JobStatus
+from nodejobs.operations import format_duration, summary
+from nodejobs.records import JobStatus
+
+__all__ = ["Progress", "format_duration", "format_time", "in_kernel", "set_value", "status_html", "summary"]
 
 S = JobStatus
 STATUS_COLOURS = {
@@ -31,20 +37,6 @@ def status_html(status: str | None) -> str:
     return f"<span style='color:{colour};font-weight:bold'>{html.escape(status or '?')}</span>"
 
 
-def format_duration(seconds: float | None) -> str:
-    """``4.2 s``, ``3m 05s``, ``2h 07m``; empty for None."""
-    if seconds is None:
-        return ""
-    seconds = max(seconds, 0.0)  # an exit file's mtime may be a tick before the recorded start
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, secs = divmod(int(seconds), 60)
-    if minutes < 60:
-        return f"{minutes}m {secs:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h {minutes:02d}m"
-
-
 def format_time(moment: datetime | None) -> str:
     """Local ``HH:MM:SS`` for today, else ``YYYY-MM-DD HH:MM``; empty for None."""
     if moment is None:
@@ -53,20 +45,6 @@ def format_time(moment: datetime | None) -> str:
     if local.date() == datetime.now(timezone.utc).astimezone().date():
         return local.strftime("%H:%M:%S")
     return local.strftime("%Y-%m-%d %H:%M")
-
-
-def summary(record: JobRecord) -> str:
-    """One line about a job: ``train-1 finished (exit 0) after 4.2 s`` or ``train-1 running (pid 41)``."""
-    if record.is_active:
-        return f"{record.self_id} {record.status} (pid {record.last_pid})"
-    text = f"{record.self_id} {record.status}"
-    if record.exit_code is not None:
-        text += f" (exit {record.exit_code})"
-    if record.duration is not None:
-        text += f" after {format_duration(record.duration)}"
-    if record.reason:
-        text += f": {record.reason}"
-    return text
 
 
 def set_value(widget: Any, value: Any) -> None:

@@ -7,7 +7,7 @@ import os
 
 import ipywidgets as widgets
 
-from nodejobs import JobRecord, Jobs, logs
+from nodejobs import JobNotFoundError, JobRecord, Jobs, logs
 
 from .display import set_value, summary
 
@@ -38,7 +38,10 @@ class LogPane:
             set_value(self.title, "<i>no job selected</i>")
             set_value(self.text, self._render(""))
             return
-        path = jobs.jobdb.log_paths(record)[0 if self.stream.value == "out" else 1]
+        try:
+            path = jobs.log_path(record.self_id, self.stream.value)
+        except JobNotFoundError:  # removed since it was listed
+            return self.show(jobs, None)
         source = (record.self_id, record.started_at, path)
         if source != self._source:  # another job, stream or run: start again from the end
             self._source, self.offset, self.buffer = source, 0, ""

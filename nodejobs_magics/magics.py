@@ -5,19 +5,21 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import sys
-import time
 from collections.abc import Iterator
 from typing import Any
 
-from IPython.core.error import TryNext, UsageError
+from IPython.core.completer import SimpleCompletion, context_matcher
+from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, kwds, magic_arguments, parse_argstring
 from IPython.display import display
 from traitlets import Float, Int, Unicode, observe
 from traitlets.config import Configurable
 
-from nodejobs import JobFilter, JobRecord, JobRecordDict, Jobs, NodeJobsError
+from nodejobs import JobNotFoundError, JobRecord, JobRecordDict, Jobs, NodeJobsError
+from nodejobs import operations as ops
 from nodejobs.logs import remove_if_exists
 
 from . import parsing
@@ -25,6 +27,8 @@ from .dashboard import JobDashboard
 from .display import Progress, format_duration, summary
 
 log = logging.getLogger(__name__)
+HINT = "`%job ls` lists them"
+_JOB_LINE = re.compile(r"^\s*(?:[A-Za-z_][\w.]*(?:\s*,\s*[A-Za-z_][\w.]*)*\s*=\s*)?%job\s(?P<rest>.*)$", re.S)
 
 
 @contextlib.contextmanager
@@ -34,6 +38,8 @@ def user_errors(prog: str) -> Iterator[None]:
         yield
     except UsageError:
         raise
+    except JobNotFoundError as exc:  # the one "no such job" message, with this face's hint
+        raise UsageError(f"%job: {ops.with_hint(exc, HINT)}") from None
     except (NodeJobsError, ValueError, OSError) as exc:
         raise UsageError(f"{prog}: {exc}") from None
 
@@ -52,6 +58,7 @@ class JobMagics(Magics, Configurable):
         "bash", help="Program running %%job cells without --shell ('python': this kernel's interpreter)."
     ).tag(config=True)
     log_lines = Int(40, help="Lines of output the dashboard's log pane shows.").tag(config=True)
+    backend = Unicode("local", help="Where jobs run (only 'local' for now).").tag(config=True)
     stop_grace = Float(3.0, help="Seconds from SIGTERM to SIGKILL when stopping a job.").tag(config=True)
     wait_interval = Float(0.5, help="Seconds between %job wait progress updates.").tag(config=True)
     logs_max_bytes = Int(
@@ -70,10 +77,10 @@ class JobMagics(Magics, Configurable):
         if self._jobs is None:
             path = os.path.expanduser(self.db_path) if self.db_path else None
             with user_errors("%job"):
-                self._jobs = Jobs(path, grace=self.stop_grace)
+                self._jobs = Jobs(path, grace=self.stop_grace, backend=self.backend)
         return self._jobs
 
-    @observe("db_path")
+    @observe("db_path", "backend")
     def _db_path_changed(self, change: dict) -> None:
         if getattr(self, "_jobs", None) is not None:
             self._close_jobs()
@@ -105,7 +112,8 @@ class JobMagics(Magics, Configurable):
         """Start, watch and stop background jobs that outlive the kernel.
 
         Jobs are detached process groups recorded in SQLite with their output in plain files, so a
-        kernel restart loses nothing. Examples::
+        kernel restart loses nothing. The sub-commands and options are those of the ``nodejobs``
+        command. Examples::
 
             %job run python train.py --epochs 3     # returns the record; id made up: train-1
             %job run --id etl -e MODE=full -- ./etl.sh "my file.csv"
@@ -114,16 +122,17 @@ class JobMagics(Magics, Configurable):
             %job watch                              # a live dashboard
         """
         name, rest = ([*line.split(None, 1), ""] if line.strip() else ["help", ""])[:2]
-        if name not in parsing.PARSERS:
+        parser = parsing.parser_for(name)
+        if parser is None:
             raise UsageError(f"%job: unknown sub-command {name!r}; one of: {', '.join(parsing.SUBCOMMANDS)}")
-        with user_errors(f"%job {name}"):
-            if name == "run":
+        with user_errors(f"%job {parser.command.name}"):
+            if parser.command.name == "run":
                 return self._run(rest)
-            args = parsing.PARSERS[name].parse_words(parsing.split_words(rest, f"%job {name}"))
+            args = parser.parse_words(parsing.split_words(rest, f"%job {name}"))
             if args.help:
-                print(parsing.PARSERS[name].format_help())
+                print(parser.format_help())
                 return None
-            return getattr(self, f"_{name}")(args)
+            return getattr(self, f"_{parser.command.name}")(ops.normalise(args, name))
 
     def _db(self, args: Any) -> str:
         if args.path:
@@ -137,25 +146,23 @@ class JobMagics(Magics, Configurable):
             print(parsing.PARSERS["run"].format_help())
             return None
         command = parsing.command_from_text(command_text)
-        envs = parsing.parse_env(args.env, "%job run")
+        envs = ops.parse_env(args.env)
         record = self.jobs.run(command, args.job_id, cwd=_path(args.cwd), envs=envs or None)
         print(summary(record))
         return record
 
-    def _list(self, args: Any) -> Any:
-        status = args.status if args.status not in (None, "active", "ended") else None
-        records = self.jobs.list_status(JobFilter(status=status) if status else None)
-        if args.status in ("active", "ended"):
-            want_active = args.status == "active"
-            records = JobRecordDict({i: r for i, r in records.items() if r.is_active == want_active})
-        return records.to_dataframe()
+    def _ls(self, args: Any) -> Any:
+        return ops.select(self.jobs, args.status).to_dataframe()
 
     def _status(self, args: Any) -> JobRecord:
-        return self._record(args.job_id)
+        return ops.require(self.jobs, args.job_id)
 
     def _logs(self, args: Any) -> None:
-        stream = "err" if args.err else "out"
-        path = self.jobs.jobdb.log_paths(self._record(args.job_id))[1 if args.err else 0]
+        if args.follow:
+            return self._follow(args)
+        stream = ops.stream(args.err)
+        ops.require(self.jobs, args.job_id)
+        path = self.jobs.log_path(args.job_id, stream)
         size = os.path.getsize(path) if os.path.exists(path) else 0
         if args.lines is None and size > self.logs_max_bytes:  # never pull a huge log into the kernel
             args.lines = 1000
@@ -166,43 +173,55 @@ class JobMagics(Magics, Configurable):
         else:
             text = self.jobs.job_logs(args.job_id)[1 if args.err else 0]
         _write(text)
+        return None
 
     def _follow(self, args: Any) -> None:
-        self._record(args.job_id)
+        stream = ops.stream(args.err)
+        ops.require(self.jobs, args.job_id)
         ends_line = True
         try:
-            for chunk in self.jobs.follow(args.job_id, "err" if args.err else "out", from_start=not args.new):
+            if args.lines is not None:
+                _write(self.jobs.tail(args.job_id, args.lines, stream), newline=False)
+            from_start = args.lines is None and not args.new
+            for chunk in self.jobs.follow(args.job_id, stream, from_start=from_start):
                 _write(chunk, newline=False)
                 ends_line = chunk.endswith("\n")
         except KeyboardInterrupt:
             print(f"{'' if ends_line else chr(10)}[stopped following {args.job_id}; the job keeps running]")
             return
-        print(f"{'' if ends_line else chr(10)}[{summary(self._record(args.job_id))}]")
+        record = ops.require(self.jobs, args.job_id)
+        print(f"{'' if ends_line else chr(10)}[{summary(record)}]")
+        if not args.err:
+            _write(ops.failure_tail(self.jobs, record), newline=False)
 
-    def _wait(self, args: Any) -> JobRecord:
-        record = self._record(args.job_id)
-        deadline = None if args.timeout is None else time.monotonic() + args.timeout
+    def _wait(self, args: Any) -> JobRecord | JobRecordDict:
         progress = Progress()
-        try:
-            while record.is_active:
+
+        def show(waited: ops.Waited) -> None:
+            record = waited.first_active()
+            if record is not None:
                 progress.update(self._progress_text(record))
-                step = self.wait_interval
-                if deadline is not None:
-                    step = min(step, deadline - time.monotonic())
-                    if step <= 0:
-                        progress.finish(self._progress_text(record))
-                        raise UsageError(
-                            f"%job wait: {args.job_id} still {record.status} after {args.timeout} s"
-                        )
-                try:
-                    record = self.jobs.wait(args.job_id, timeout=step)
-                except TimeoutError:
-                    record = self._record(args.job_id)
+
+        try:
+            waited = ops.wait_many(self.jobs, args.job_ids, args.timeout, args.any, self.wait_interval, show)
         except KeyboardInterrupt:
-            progress.finish(f"stopped waiting for {args.job_id}; the job keeps running")
-            return self._record(args.job_id)
-        progress.finish(summary(record))
-        return record
+            progress.finish(f"stopped waiting for {', '.join(args.job_ids)}; the jobs keep running")
+            return self._records(args.job_ids)
+        late = waited.first_active()
+        if waited.timed_out and late is not None:
+            progress.finish(self._progress_text(late))
+            raise UsageError(f"%job wait: {late.self_id} still {late.status} after {args.timeout} s")
+        shown = waited.ended()[:1] if args.any else waited.ended()
+        progress.finish("\n".join(summary(r) for r in shown))
+        for record in shown:
+            _write(ops.failure_tail(self.jobs, record), newline=False)
+        if len(shown) == 1:
+            return shown[0]
+        return JobRecordDict({r.self_id: r for r in shown})
+
+    def _records(self, job_ids: list[str]) -> JobRecord | JobRecordDict:
+        records = ops.require_all(self.jobs, job_ids)
+        return records[job_ids[0]] if len(records) == 1 else JobRecordDict(records)
 
     def _progress_text(self, record: JobRecord) -> str:
         last = self.jobs.tail(record.self_id, 1).rstrip("\r\n").rsplit("\r", 1)[-1].strip()
@@ -211,39 +230,29 @@ class JobMagics(Magics, Configurable):
 
     def _stop(self, args: Any) -> JobRecord | JobRecordDict | None:
         grace = self.stop_grace if args.grace is None else args.grace
-        if args.all:
-            stopped = JobRecordDict()
-            for job_id, record in self.jobs.list_status().items():
-                if record.is_active:
-                    stopped[job_id] = self.jobs.stop(job_id, grace)
-                    print(summary(stopped[job_id]))
-            if not stopped:
-                print("no active jobs")
-            return stopped
-        if not args.job_id:
-            raise UsageError("%job stop: give a job ID or --all")
-        self._record(args.job_id)
-        record = self.jobs.stop(args.job_id, grace)
-        print(summary(record))  # type: ignore[arg-type]
-        return record
+        stopped = ops.stop_many(self.jobs, args.job_ids, args.all, grace)
+        for record in stopped.values():
+            print(summary(record))
+        if not stopped:
+            print("no active jobs")
+            return None
+        if len(args.job_ids) == 1:
+            return stopped[args.job_ids[0]]
+        return stopped
 
     def _rerun(self, args: Any) -> JobRecord:
-        record = self.jobs.rerun(args.job_id)
+        record = ops.rerun(self.jobs, args.job_id, args.env, args.without_env)
         print(summary(record))
         return record
 
     def _rm(self, args: Any) -> None:
-        self._record(args.job_id)
-        self.jobs.remove(args.job_id)
-        print(f"removed {args.job_id}")
+        print(ops.removed_text(ops.remove_many(self.jobs, args.job_ids)))
 
     def _clean(self, args: Any) -> None:
-        removed = self.jobs.clean()
-        print(f"removed {len(removed)} ended job(s)" + (": " + ", ".join(removed) if removed else ""))
+        print(ops.removed_text(self.jobs.clean(), ended=True))
 
     def _watch(self, args: Any) -> JobDashboard:
-        for job_id in args.job_ids:
-            self._record(job_id)
+        ops.require_all(self.jobs, args.job_ids)
         dashboard = JobDashboard(
             self.jobs,
             args.job_ids or None,
@@ -258,9 +267,10 @@ class JobMagics(Magics, Configurable):
 
     def _help(self, args: Any) -> None:
         if args.topic:
-            if args.topic not in parsing.PARSERS:
+            parser = parsing.parser_for(args.topic)
+            if parser is None:
                 raise UsageError(f"%job help: no sub-command {args.topic!r}")
-            print(parsing.PARSERS[args.topic].format_help())
+            print(parser.format_help())
             return
         settings = "\n".join(
             f"  %config JobMagics.{name} = {getattr(self, name)!r}"
@@ -268,12 +278,6 @@ class JobMagics(Magics, Configurable):
         )
         print(f"usage: %job SUBCOMMAND [ARGS]\n\n{parsing.overview()}\n\nSettings (now):\n{settings}")
         print("\n%%job [ID] [--cwd DIR] [-e K=V] [--shell PROGRAM] runs the cell as a job; see %%job?")
-
-    def _record(self, job_id: str) -> JobRecord:
-        record = self.jobs.get_status(job_id)
-        if record is None:
-            raise UsageError(f"%job: no job {job_id!r} in {self.jobs.db_path} (`%job list` shows them)")
-        return record
 
     # -- %%job -----------------------------------------------------------------------------------
 
@@ -306,39 +310,66 @@ class JobMagics(Magics, Configurable):
             current = self.jobs.get_status(job_id)
             if current is not None and current.is_active:
                 raise UsageError(f"%%job: job {job_id!r} is still {current.status} (pid {current.last_pid})")
-            script = self.jobs.jobdb.script_path(job_id, ".py" if is_python else ".sh")
+            envs = ops.parse_env(args.env)
+            script = self.jobs.script_path(job_id, ".py" if is_python else ".sh")
             _write_file(script, cell)
-            envs = parsing.parse_env(args.env, "%%job")
             record = self.jobs.run([*program, script], job_id, cwd=_path(args.cwd), envs=envs or None)
         print(summary(record))
         return record
 
     # -- completion ------------------------------------------------------------------------------
 
-    def complete(self, text_until_cursor: str) -> list[str]:
-        """Completions of the word being typed after ``%job``: sub-commands, job ids, statuses."""
-        words = text_until_cursor.split()
-        if not text_until_cursor[-1:].strip():
+    def complete(self, text_until_cursor: str) -> list[str] | None:
+        """Completions of the word being typed on a ``%job`` line (also ``x = %job ...``), or None.
+
+        Sub-commands, a sub-command's options, statuses after ``--status``, and job ids: only active
+        ones for ``stop``, only ended ones for ``rm`` and ``rerun``. None: not ours to complete.
+        """
+        match = _JOB_LINE.match(text_until_cursor)
+        if match is None:
+            return None
+        words = match.group("rest").split()
+        if not match.group("rest")[-1:].strip():
             words.append("")
-        if len(words) <= 2:
-            return list(parsing.SUBCOMMANDS)
-        subcommand, current = words[1], words[-1]
-        if subcommand == "help":
-            return list(parsing.SUBCOMMANDS)
-        if subcommand == "list" and words[-2] == "--status":
-            return list(parsing.STATUS_CHOICES)
-        if subcommand in parsing.ID_SUBCOMMANDS and not current.startswith("-"):
-            return sorted(self.jobs.jobdb.ids_like(current))
+        current = words[-1]
+        if len(words) == 1:
+            return [n for n in parsing.SUBCOMMANDS if n.startswith(current)]
+        parser = parsing.parser_for(words[0])
+        if parser is None:
+            return []
+        command, previous = parser.command, words[-2]
+        if command.name == "help":
+            return [n for n in parsing.SUBCOMMANDS if n.startswith(current)] if len(words) == 2 else []
+        if previous == "--status":
+            return [s for s in ops.STATUS_CHOICES if s.startswith(current)]
+        if current.startswith("-"):
+            flags = ["-h", "--help", *(f for o in command.options_for(ops.MAGIC) for f in o.flags)]
+            return sorted(f for f in flags if f.startswith("-") and f.startswith(current))
+        options = {f: o for o in command.options_for(ops.MAGIC) for f in o.flags}
+        if command.name == "run" or (previous in options and options[previous].takes_value):
+            return None  # a command, a path or a value: IPython's own completions
+        if command.takes_ids:
+            return self.jobs.ids(current, active=command.ids)
         return []
 
+    def matcher(self) -> Any:
+        """An IPython completion matcher for ``%job`` lines that hides Python's completions there."""
 
-def complete_job(shell: Any, event: Any) -> list[str]:
-    """IPython ``complete_command`` hook for ``%job``."""
-    magics = shell.magics_manager.registry.get("JobMagics")
-    completions = magics.complete(event.text_until_cursor) if magics is not None else []
-    if not completions:
-        raise TryNext
-    return completions
+        @context_matcher(identifier=MATCHER_ID)
+        def job_matcher(context: Any) -> dict:
+            found = self.complete(context.text_until_cursor)
+            word = re.split(r"\s", context.text_until_cursor)[-1]
+            return {
+                "completions": [SimpleCompletion(text=c, type="nodejobs") for c in found or ()],
+                "suppress": found is not None,
+                "matched_fragment": word,
+                "ordered": True,
+            }
+
+        return job_matcher
+
+
+MATCHER_ID = "nodejobs_magics.job"
 
 
 def _path(path: str | None) -> str | None:

@@ -1,5 +1,5 @@
-"""Parsing ``%job`` lines: the sub-command parsers, ``-e K=V`` pairs, and how ``%job run`` splits a command
-(the rule is ``RUN_RULE``, also shown by ``%job help run``)."""
+"""Parsing ``%job`` lines: the sub-command parsers (built from ``nodejobs.operations.COMMANDS``, the CLI's
+grammar too) and how ``%job run`` splits a command (``RUN_RULE``, also shown by ``%job help run``)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from IPython.core.error import UsageError
 
-from nodejobs.records import JobStatus
+from nodejobs import operations as ops
 
 RUN_RULE = """\
 How the command is run: the words after the options are split like a shell splits them, quotes kept.
@@ -24,93 +24,45 @@ _SPECIAL = frozenset("|&;<>()$`*?[")
 _ENV_ASSIGNMENT = re.compile(r"\s*[A-Za-z_][A-Za-z0-9_]*=")
 _WORD = re.compile(r"""(?:[^\s'"\\]|\\.|'[^']*'|"(?:[^"\\]|\\.)*")+""", re.S)
 _SPACE = re.compile(r"\s*")
-_VALUE_OPTIONS = frozenset({"--id", "--cwd", "-e", "--env"})
-
-STATUS_CHOICES = ("active", "ended", *sorted(JobStatus.values()))
+_VALUE_OPTIONS = frozenset(flag for o in ops.COMMANDS[1].options if o.takes_value for flag in o.flags)
 
 
 class SubcommandParser(argparse.ArgumentParser):
     """An argparse parser for one ``%job`` sub-command: errors are a one-line ``UsageError``."""
 
-    def __init__(self, name: str, summary: str, epilog: str | None = None) -> None:
+    def __init__(self, command: ops.Command) -> None:
         super().__init__(
-            prog=f"%job {name}",
-            description=summary,
-            epilog=epilog,
+            prog=f"%job {command.name}",
+            description=command.summary + "".join(f" Alias: {a}." for a in command.aliases),
+            epilog=RUN_RULE if command.name == "run" else None,
             add_help=False,
             allow_abbrev=False,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
-        self.summary = summary
+        self.command = command
         self.add_argument("-h", "--help", action="store_true", help="show this help")
+        ops.add_options(self, command, ops.MAGIC)
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{self.prog}: {message} (see `%job help {self.prog.split()[-1]}`)")
+        raise UsageError(f"{self.prog}: {message} (see `%job help {self.command.name}`)")
 
     def parse_words(self, words: Sequence[str]) -> argparse.Namespace:
         return self.parse_args(list(words))
 
 
-def _parsers() -> dict[str, SubcommandParser]:
-    p: dict[str, SubcommandParser] = {}
-
-    def add(name: str, summary: str, epilog: str | None = None) -> SubcommandParser:
-        p[name] = SubcommandParser(name, summary, epilog)
-        return p[name]
-
-    add("db", "Show the job database directory of this kernel, or switch to PATH.").add_argument(
-        "path", nargs="?", help="directory holding jobs.db and logs/"
-    )
-    run = add("run", "Start COMMAND as a background job and return its record.", RUN_RULE)
-    run.add_argument("--id", dest="job_id", help="the job's id (default: a readable one, e.g. train-1)")
-    run.add_argument("--cwd", help="working directory (default: the kernel's)")
-    run.add_argument("-e", "--env", action="append", default=[], metavar="K=V", help="set a variable")
-    run.add_argument("command", nargs="*", metavar="[--] COMMAND", help="what to run")
-    add("list", "A DataFrame of the jobs, indexed by id.").add_argument(
-        "--status", choices=STATUS_CHOICES, help="only jobs with this status ('active', 'ended' or a status)"
-    )
-    add("status", "The job's record.").add_argument("job_id", metavar="ID")
-    logs = add("logs", "Print the job's output (stdout, or stderr with --err).")
-    logs.add_argument("job_id", metavar="ID")
-    logs.add_argument("--err", action="store_true", help="stderr instead of stdout")
-    logs.add_argument("-n", "--lines", type=int, metavar="N", help="only the last N lines")
-    follow = add(
-        "follow", "Stream the job's output until it ends; interrupting stops following, not the job."
-    )
-    follow.add_argument("job_id", metavar="ID")
-    follow.add_argument("--err", action="store_true", help="stderr instead of stdout")
-    follow.add_argument("--new", action="store_true", help="only output written from now on")
-    wait = add("wait", "Wait for the job to end, showing elapsed time and its last line; return its record.")
-    wait.add_argument("job_id", metavar="ID")
-    wait.add_argument("--timeout", type=float, metavar="S", help="give up after S seconds (an error)")
-    stop = add("stop", "Stop a job (SIGTERM to its whole process tree, SIGKILL after the grace time).")
-    stop.add_argument("job_id", metavar="ID", nargs="?")
-    stop.add_argument("--all", action="store_true", help="stop every active job")
-    stop.add_argument("--grace", type=float, metavar="S", help="seconds before SIGKILL")
-    add("rerun", "Run an ended job again: same id, command and directory.").add_argument(
-        "job_id", metavar="ID"
-    )
-    add("rm", "Delete an ended job's record, logs and script.").add_argument("job_id", metavar="ID")
-    add("clean", "Delete every ended job with its logs.")
-    add("watch", "Show a live dashboard of the jobs (or only of the IDs) and return it.").add_argument(
-        "job_ids", metavar="ID", nargs="*"
-    )
-    add("help", "Show the sub-commands, or one sub-command's options.").add_argument(
-        "topic", nargs="?", metavar="SUBCOMMAND"
-    )
-    return p
+PARSERS = {command.name: SubcommandParser(command) for command in ops.commands(ops.MAGIC)}
+SUBCOMMANDS = tuple(ops.names(ops.MAGIC))
 
 
-PARSERS = _parsers()
-SUBCOMMANDS = tuple(PARSERS)
-ID_SUBCOMMANDS = frozenset({"status", "logs", "follow", "wait", "stop", "rerun", "rm", "watch"})
+def parser_for(name: str) -> SubcommandParser | None:
+    """The parser of sub-command ``name`` or of one of its aliases."""
+    command = ops.find_command(name, ops.MAGIC)
+    return PARSERS[command.name] if command is not None else None
 
 
 def overview() -> str:
     """One line per sub-command, for ``%job help`` and ``%job?``."""
-    width = max(len(n) for n in SUBCOMMANDS)
-    lines = [f"  {name:<{width}}  {parser.summary}" for name, parser in PARSERS.items()]
-    return "Sub-commands:\n" + "\n".join(lines) + "\n\n`%job help SUBCOMMAND` shows its options."
+    return "Sub-commands:\n" + ops.overview(ops.MAGIC) + "\n\n`%job help SUBCOMMAND` shows its options."
 
 
 def split_words(text: str, prog: str = "%job") -> list[str]:
@@ -186,14 +138,3 @@ def command_from_text(text: str) -> str | list[str]:
     if len(words) == 1 and (has_shell_syntax(words[0]) or any(c.isspace() for c in words[0])):
         return words[0]
     return words
-
-
-def parse_env(pairs: Sequence[str], prog: str) -> dict[str, str]:
-    """``["K=V", ...]`` as a dict; a pair without ``=`` or with a bad name is a ``UsageError``."""
-    env = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
-            raise UsageError(f"{prog}: -e wants NAME=VALUE, not {pair!r}")
-        env[key] = value
-    return env

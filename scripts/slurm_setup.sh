@@ -3,7 +3,7 @@
 # tests, in CI or by hand. Debian 12, as root, without systemd: the daemons are started directly.
 #   scripts/slurm_setup.sh          install if needed, configure, start (or keep if healthy)
 #   scripts/slurm_setup.sh stop     end the daemons by their pid files
-#   scripts/slurm_setup.sh status   report, exit 0 only if the node is up and idle
+#   scripts/slurm_setup.sh status   report; exit 0 only if the node is up (idle, or busy with jobs)
 # Facts a test needs are written to /etc/slurm/nodejobs-test.env.
 set -euo pipefail
 
@@ -24,22 +24,21 @@ die() { echo "slurm_setup: $*" >&2; exit 1; }
 
 # PID 1 here does not reap orphans, so a dead daemon can linger as a zombie: kill -0 is not enough.
 alive() {
-    local pid
+    local pid state
     pid=$(cat "$1" 2>/dev/null) || return 1
     [[ $pid =~ ^[0-9]+$ ]] || return 1
-    local state
     state=$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) || return 1
     [[ -n $state && $state != Z && $state != X ]]
 }
 
-stop_one() {  # pidfile name
+stop_one() {  # pidfile name: SIGTERM, up to 20 s, then SIGKILL
     local pidfile=$1 name=$2 pid i
-    if ! alive "$pidfile"; then rm -f "$pidfile"; return 0; fi
-    pid=$(cat "$pidfile")
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 100; i++)); do alive "$pidfile" || break; sleep 0.2; done
-    if alive "$pidfile"; then echo "slurm_setup: $name ($pid) ignored SIGTERM, sending SIGKILL" >&2
-        kill -KILL "$pid" 2>/dev/null || true; sleep 0.5; fi
+    if alive "$pidfile"; then
+        pid=$(cat "$pidfile"); kill -TERM "$pid" 2>/dev/null || true
+        for ((i = 0; i < 100; i++)); do alive "$pidfile" || break; sleep 0.2; done
+        if alive "$pidfile"; then echo "slurm_setup: $name ($pid) ignored SIGTERM, sending SIGKILL" >&2
+            kill -KILL "$pid" 2>/dev/null || true; sleep 0.5; fi
+    fi
     rm -f "$pidfile"
 }
 
@@ -47,7 +46,8 @@ stop_all() { stop_one "$SLURMD_PID" slurmd; stop_one "$CTLD_PID" slurmctld; stop
 
 node_state() { sinfo -h -n "$NODE" -o '%T' 2>/dev/null | head -n1; }
 
-# Up = both pid files name live processes, slurmd registered after its process started, node idle.
+# Up = both pid files name live processes, slurmd registered after its process started, and the node
+# is usable: idle, or busy with jobs (a second run must not restart a cluster that others are using).
 node_up() {
     alive "$CTLD_PID" && alive "$SLURMD_PID" || return 1
     scontrol ping 2>/dev/null | grep -q 'is UP' || return 1
@@ -56,14 +56,12 @@ node_up() {
     registered=$(scontrol show node "$NODE" 2>/dev/null | sed -n 's/.*SlurmdStartTime=\([^ ]*\).*/\1/p')
     [[ -n $registered && $registered != None ]] || return 1
     (( $(date -d "$registered" +%s) >= started - 1 )) || return 1
-    [[ $(node_state) == idle ]]
+    [[ $(node_state) =~ ^(idle|mixed|allocated|completing|planned)$ ]]
 }
 
-fail() {
+fail() {  # message: show both daemon logs, then exit 1
     local f
-    for f in "$LOG_DIR/slurmctld.log" "$LOG_DIR/slurmd.log"; do
-        echo "----- tail $f" >&2; tail -n 25 "$f" >&2 2>/dev/null || true
-    done
+    for f in "$LOG_DIR/slurmctld.log" "$LOG_DIR/slurmd.log"; do echo "----- tail $f" >&2; tail -n 25 "$f" >&2 || true; done
     die "$*"
 }
 
@@ -78,7 +76,7 @@ case "${1:-start}" in
             else echo "${d%%:*}: not running"; fi
         done
         if node_up; then report; exit 0; fi
-        echo "slurm: node $NODE not up (state: $(node_state || true))"; exit 1 ;;
+        echo "slurm: node $NODE not up"; exit 1 ;;
     start) ;;
     *) die "usage: $0 [start|stop|status]" ;;
 esac
@@ -134,29 +132,30 @@ EOF
 )
 changed=0
 if [[ "$(cat "$CONF_DIR/slurm.conf" 2>/dev/null)" != "$NEW_CONF" ]]; then
-    printf '%s\n' "$NEW_CONF" >"$CONF_DIR/slurm.conf"
-    changed=1
+    printf '%s\n' "$NEW_CONF" >"$CONF_DIR/slurm.conf"; changed=1
 fi
-printf 'SLURM_NODE=%s\nSLURM_PARTITION=%s\nSLURM_JOBCOMP_FILE=%s\nSLURM_CONF=%s\nSLURMCTLD_LOG=%s\nSLURMD_LOG=%s\n' \
-    "$NODE" "$PARTITION" "$JOBCOMP_FILE" "$CONF_DIR/slurm.conf" "$LOG_DIR/slurmctld.log" "$LOG_DIR/slurmd.log" >"$ENV_FILE"
+cat >"$ENV_FILE" <<EOF
+SLURM_NODE=$NODE
+SLURM_PARTITION=$PARTITION
+SLURM_JOBCOMP_FILE=$JOBCOMP_FILE
+SLURM_CONF=$CONF_DIR/slurm.conf
+SLURMCTLD_LOG=$LOG_DIR/slurmctld.log
+SLURMD_LOG=$LOG_DIR/slurmd.log
+EOF
 
 if [[ $changed -eq 0 ]] && node_up; then
     echo "slurm_setup: daemons already up and healthy"; report; exit 0
 fi
-stop_one "$SLURMD_PID" slurmd
-stop_one "$CTLD_PID" slurmctld
-
+stop_one "$SLURMD_PID" slurmd; stop_one "$CTLD_PID" slurmctld
 begin=$SECONDS end=$((SECONDS + DEADLINE_S))
 slurmctld || fail "slurmctld failed to start"
 until scontrol ping 2>/dev/null | grep -q 'is UP'; do
     # Its pid file can take a moment to appear; after that a missing process means it died.
     alive "$CTLD_PID" || (( SECONDS - begin < 3 )) || fail "slurmctld exited at startup"
-    (( SECONDS < end )) || fail "slurmctld not answering after ${DEADLINE_S}s"
-    sleep 0.2
+    (( SECONDS < end )) || fail "slurmctld not answering after ${DEADLINE_S}s"; sleep 0.2
 done
 slurmd || fail "slurmd failed to start"
 until node_up; do
-    (( SECONDS < end )) || fail "node $NODE not up after ${DEADLINE_S}s (state: $(node_state || true))"
-    sleep 0.2
+    (( SECONDS < end )) || fail "node $NODE not up after ${DEADLINE_S}s (state: $(node_state || true))"; sleep 0.2
 done
 report

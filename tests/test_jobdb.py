@@ -17,6 +17,7 @@ from nodejobs import (
     JobRecordDict,
     UnknownFieldError,
 )
+from nodejobs.states import IllegalTransition
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
 
@@ -129,16 +130,25 @@ def test_claim_refuses_an_active_id_and_replaces_an_ended_one(db):
     assert isinstance(JobExistsError("x"), ValueError)
 
 
-def test_update_if_active_only_touches_the_same_active_run(db):
-    db.claim(JobRecord(self_id="a", status="starting", supervisor_pid=10))
-    assert not db.update_if_active("a", 11, {"status": "running"})  # another run's supervisor
-    assert not db.update_if_active("a", 10, {"status": "running"}, only_status="stopping")
-    assert db.update_if_active("a", 10, {"status": "running"})
-    assert db.update_if_active("a", 10, {"status": "finished", "exit_code": 0})
-    assert not db.update_if_active("a", 10, {"status": "failed", "exit_code": 1})  # already ended
-    assert (db.get("a").status, db.get("a").exit_code) == ("finished", 0)
+def test_update_run_is_a_compare_and_set_on_the_run_and_its_status(db):
+    db.claim(JobRecord(self_id="a", status="starting", run_id="r1"))
+    assert not db.update_run("a", "r2", "starting", {}, "running")  # another run
+    assert not db.update_run("a", "r1", "stopping", {}, "stopped")  # it is not stopping
+    assert db.update_run("a", "r1", "starting", {"last_pid": 7}, "running")
+    assert db.update_run("a", "r1", "running", {"exit_code": 0}, "finished")
+    assert not db.update_run("a", "r1", "running", {"exit_code": 1}, "failed")  # already ended
+    assert (db.get("a").status, db.get("a").exit_code, db.get("a").last_pid) == ("finished", 0, 7)
+
+
+def test_an_illegal_status_change_is_a_bug_that_raises(db):
+    db.claim(JobRecord(self_id="a", status="starting", run_id="r1"))
+    with pytest.raises(IllegalTransition):
+        db.update_run("a", "r1", "starting", {}, "stopped")  # only a stopping job can become stopped
+    with pytest.raises(IllegalTransition):
+        db.update_status({"self_id": "a", "status": "queued"})
     with pytest.raises(ValueError):
-        db.update_if_active("a", 10, {"status": "bogus"})
+        db.update_run("a", "r1", "starting", {}, "bogus")
+    assert db.get("a").status == "starting"
 
 
 def test_paths_of_a_job(db):
@@ -196,8 +206,8 @@ def test_two_handles_on_one_database_see_each_other(db_path):
     try:
         first.update_status(JobRecord(self_id="a", status="running"))
         assert second.get("a").status == "running"
-        second.update_status({"self_id": "a", "status": "stopped"})
-        assert first.get("a").status == "stopped"
+        second.update_status({"self_id": "a", "status": "stopping"})
+        assert first.get("a").status == "stopping"
         with sqlite3.connect(first.db_file) as conn:
             assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     finally:

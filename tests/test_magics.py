@@ -8,6 +8,7 @@ import threading
 
 import pandas as pd
 import pytest
+from IPython.core.completer import provisionalcompleter
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 from traitlets.config import Config
@@ -40,6 +41,10 @@ def ip():
     shell.config.pop("JobMagics", None)  # %config settings live in the shared shell's config
 
 
+def our_matchers(shell):
+    return [m for m in shell.Completer.custom_matchers if m.matcher_identifier == "nodejobs_magics.job"]
+
+
 def job(ip, line):
     return ip.run_line_magic("job", line)
 
@@ -64,13 +69,12 @@ def test_load_starts_one_reaper_reload_does_not_duplicate_unload_stops_all():
         shell.run_line_magic("reload_ext", "nodejobs_magics")
         shell.run_line_magic("job", "watch")
         assert threads() == sorted([*before, "nodejobs-dashboard", "nodejobs-reaper"])
-        completers = shell.strdispatchers["complete_command"].strs["%job"].chain
-        assert len(completers) == 1
+        assert len(our_matchers(shell)) == 1
     finally:
         shell.run_line_magic("unload_ext", "nodejobs_magics")
     assert threads() == before
     assert shell.find_line_magic("job") is None and shell.find_cell_magic("job") is None
-    assert not shell.strdispatchers["complete_command"].strs["%job"].chain
+    assert not our_matchers(shell)
 
 
 def test_config_db_path_and_job_db_switch_the_database(ip, tmp_path):
@@ -185,7 +189,8 @@ def test_mistakes_are_one_line_usage_errors(ip, line, message):
 def test_a_usage_error_prints_one_line_without_traceback(ip, capsys):
     ip.run_cell("%job status nope")
     err = capsys.readouterr().err
-    assert err.startswith("UsageError: %job: no job 'nope'") and len(err.strip().splitlines()) == 1
+    assert err.startswith("UsageError: %job: no job 'nope' in ") and len(err.strip().splitlines()) == 1
+    assert err.rstrip().endswith("(`%job ls` lists them)")
 
 
 # -- following and waiting -------------------------------------------------------------------------
@@ -275,7 +280,7 @@ def test_rm_and_clean_remove_ended_jobs_and_their_logs(ip, capsys):
     job(ip, "clean")
     assert "removed 2 ended job(s): b, c" in capsys.readouterr().out
     assert list(job(ip, "list").index) == ["live"]
-    logdir = ip.magics_manager.registry["JobMagics"].jobs.jobdb.logdir
+    logdir = os.path.dirname(ip.magics_manager.registry["JobMagics"].jobs.log_path("live"))
     assert sorted(os.listdir(logdir)) == ["live_errors.txt", "live_out.txt"]
 
 
@@ -286,10 +291,11 @@ def test_watch_shows_and_returns_a_live_dashboard_closed_on_unload(ip, capsys):
     assert capsys.readouterr().out.count("JobDashboard(") == 1
     dashboard = job(ip, "watch wd")
     assert isinstance(dashboard, JobDashboard) and list(dashboard.rows) == ["wd"]
-    by_hand = JobDashboard()  # uses the kernel's Jobs too
-    assert by_hand.jobs is ip.magics_manager.registry["JobMagics"].jobs
+    by_hand = JobDashboard()  # made without a Jobs: it opens its own, closed with it
+    assert by_hand.jobs is not ip.magics_manager.registry["JobMagics"].jobs
     ip.run_line_magic("unload_ext", "nodejobs_magics")
-    assert dashboard.closed and not dashboard._thread.is_alive() and by_hand.closed
+    assert dashboard.closed and not dashboard._thread.is_alive() and not by_hand.closed
+    by_hand.close()
     ip.run_line_magic("load_ext", "nodejobs_magics")
 
 
@@ -326,7 +332,7 @@ def test_cell_runs_with_bash_saves_the_script_and_reruns_it(ip):
     assert record.self_id == "cell1"
     assert finished(ip, "cell1").exit_code == 0
     assert out(ip, "cell1") == "line 1\nline 2\nbash\n"
-    script = ip.magics_manager.registry["JobMagics"].jobs.jobdb.script_path("cell1", ".sh")
+    script = ip.magics_manager.registry["JobMagics"].jobs.script_path("cell1", ".sh")
     with open(script) as f:
         assert f.read() == body
     job(ip, "rerun cell1")
@@ -350,7 +356,7 @@ def test_cell_refuses_a_running_id_and_keeps_its_script(ip):
     ip.run_cell_magic("job", "busy", "echo started\nsleep 30\n")
     with pytest.raises(UsageError, match="still running"):
         ip.run_cell_magic("job", "busy", "echo other\n")
-    script = ip.magics_manager.registry["JobMagics"].jobs.jobdb.script_path("busy", ".sh")
+    script = ip.magics_manager.registry["JobMagics"].jobs.script_path("busy", ".sh")
     with open(script) as f:
         assert f.read() == "echo started\nsleep 30\n"
 
@@ -364,3 +370,128 @@ def test_logs_of_a_huge_log_shows_only_its_tail(ip, capsys):
     shown = capsys.readouterr().out
     assert "the last 1000 lines follow" in shown
     assert shown.rstrip().endswith("300000") and "\n299001\n" in shown and "\n299000\n" not in shown
+
+
+# -- one grammar with the CLI ----------------------------------------------------------------------
+
+
+def test_aliases_and_logs_follow(ip, capsys):
+    job(ip, "run --id al -- sh -c 'echo one; echo two'")
+    finished(ip, "al")
+    assert list(job(ip, "ls").index) == list(job(ip, "list").index) == ["al"]
+    capsys.readouterr()
+    job(ip, "logs al -f")
+    job(ip, "follow al -n 1")
+    text = capsys.readouterr().out
+    first, second = text.split("]\n", 1)
+    assert first.startswith("one\ntwo\n[al finished (exit 0)") and second.startswith("two\n[al finished")
+
+
+def test_follow_and_wait_of_a_failed_job_show_the_end_of_its_stderr(ip, capsys, tmp_path):
+    (tmp_path / "crash.py").write_text("print('working', flush=True)\nraise SystemExit('it broke')\n")
+    job(ip, f"run --id crash -- {sys.executable} {tmp_path / 'crash.py'}")
+    capsys.readouterr()
+    job(ip, "follow crash")
+    text = capsys.readouterr().out
+    assert text.startswith("working\n[crash failed (exit 1)") and text.endswith(
+        "]\n[stderr of crash, last lines]\nit broke\n"
+    )
+    assert job(ip, "wait crash").exit_code == 1
+    assert capsys.readouterr().out.endswith("[stderr of crash, last lines]\nit broke\n")
+
+
+def test_wait_for_several_any_and_inf(ip, tmp_path):
+    gate = tmp_path / "gate"
+    job(ip, "run --id quick -- true")
+    job(ip, f"run --id gated -- sh -c 'while [ ! -e {gate} ]; do sleep 0.02; done'")
+    assert job(ip, "wait gated quick --any --timeout inf").self_id == "quick"
+    with pytest.raises(UsageError, match=r"gated still running after 0\.1 s"):
+        job(ip, "wait quick gated --timeout 0.1")
+    gate.touch()
+    both = job(ip, "wait quick gated --timeout inf")
+    assert list(both) == ["quick", "gated"] and {r.status for r in both.values()} == {"finished"}
+
+
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ("wait x --timeout -1", "argument --timeout: expected seconds"),
+        ("stop x --grace -1", "argument --grace: expected seconds"),
+        ("logs x -n -3", "argument -n/--lines: expected a whole number"),
+        ("rerun x -e 1X=2", "-e wants NAME=VALUE"),
+        ("run --id y -e A-B=1 -- true", "-e wants NAME=VALUE"),
+        ("rm x nosuch", "no job 'nosuch'"),
+        ("stop x --all", "not both"),
+    ],
+)
+def test_bad_values_are_one_line_usage_errors_and_nothing_is_done(ip, line, message):
+    job(ip, "run --id x -- sleep 30")
+    with pytest.raises(UsageError, match=message):
+        job(ip, line)
+    assert job(ip, "status x").status == "running" and list(job(ip, "ls").index) == ["x"]
+
+
+def test_stop_several_and_stop_all_with_nothing_running(ip, capsys):
+    for name in ("a", "b"):
+        job(ip, f"run --id {name} -- sleep 30")
+    stopped = job(ip, "stop a b --grace 1")
+    assert list(stopped) == ["a", "b"] and {r.status for r in stopped.values()} == {"stopped"}
+    capsys.readouterr()
+    assert job(ip, "stop --all") is None
+    assert capsys.readouterr().out == "no active jobs\n"
+    result = ip.run_cell("%job stop --all")
+    assert result.result is None  # nothing shown as Out[]
+
+
+def test_rm_checks_every_id_first(ip):
+    finished(ip, job(ip, "run --id a -- true").self_id)
+    with pytest.raises(UsageError, match="no job 'nosuch'"):
+        job(ip, "rm a nosuch")
+    assert list(job(ip, "ls").index) == ["a"]
+    finished(ip, job(ip, "run --id b -- true").self_id)
+    job(ip, "rm a b")
+    assert list(job(ip, "ls").index) == []
+
+
+def test_rerun_with_env_again_or_without(ip):
+    job(ip, "run --id envy -e TOKEN=s3cret -- sh -c 'echo \"[$TOKEN]\"'")  # no $ expansion here
+    finished(ip, "envy")
+    with pytest.raises(UsageError, match="TOKEN"):
+        job(ip, "rerun envy")
+    job(ip, "rerun envy -e TOKEN=again")
+    finished(ip, "envy")
+    assert out(ip, "envy") == "[again]\n"
+    job(ip, "rerun envy --without-env")
+    finished(ip, "envy")
+    assert out(ip, "envy") == "[]\n"
+
+
+def test_backend_setting(ip):
+    ip.run_line_magic("config", "JobMagics.backend = 'local'")
+    assert ip.magics_manager.registry["JobMagics"].jobs.backend == "local"
+    ip.run_line_magic("config", "JobMagics.backend = 'nosuch'")
+    with pytest.raises(UsageError, match="unknown backend 'nosuch'"):
+        job(ip, "ls")
+    ip.run_line_magic("config", "JobMagics.backend = 'local'")
+
+
+def completions(ip, text):
+    """What Tab offers at the end of ``text``, through IPython's own completer."""
+    with provisionalcompleter():
+        return sorted({c.text for c in ip.Completer.completions(text, len(text))})
+
+
+def test_tab_completion_through_the_completer(ip):
+    job(ip, "run --id live-1 -- sleep 30")
+    finished(ip, job(ip, "run --id done-1 -- true").self_id)
+    subcommands = ["clean", "db", "follow", "help", "list", "logs", "ls", "rerun", "rm", "run", "status",
+                   "stop", "wait", "watch"]  # fmt: skip
+    assert completions(ip, "%job ") == subcommands  # no Python keywords (and, if, in, ...)
+    assert completions(ip, "x = %job li") == ["list"]
+    assert completions(ip, "%job run --") == ["--cwd", "--env", "--help", "--id"]
+    assert completions(ip, "%job run -") == ["--cwd", "--env", "--help", "--id", "-e", "-h"]
+    assert completions(ip, "%job stop ") == ["live-1"]
+    assert completions(ip, "%job rm ") == ["done-1"]
+    assert completions(ip, "%job rerun d") == ["done-1"]
+    assert completions(ip, "%job logs ") == ["done-1", "live-1"]
+    assert "running" in completions(ip, "%job ls --status ru")

@@ -32,7 +32,8 @@ FAULTS_SURVIVED: dict[str, int] = {}
 
 KILLED_LAUNCHER = """
 import os, signal, sys
-from nodejobs import Jobs, jobdb, processes, supervise
+from nodejobs import Jobs, jobdb
+from nodejobs.backends import local
 db, point, prefix, ready = sys.argv[1:5]
 
 def die(*_):
@@ -49,9 +50,9 @@ def after(cls, name):
 if point == "after-claim":            # the record says starting, nothing was launched
     after(jobdb.JobDB, "claim")
 elif point == "after-launch":         # the supervisor exists, the database does not know it
-    after(supervise.LocalBackend, "launch")
+    after(local.LocalBackend, "submit")
 elif point == "after-record":         # the database knows the processes, status still starting
-    after(jobdb.JobDB, "update_if_active")
+    after(jobdb.JobDB, "update_run")
 jobs = Jobs(db)
 open(ready, "w").close()
 n = 0

@@ -276,6 +276,6 @@ def test_trusted_filters_and_updates_cannot_name_sql(shared_db, key):
     with pytest.raises(UnknownFieldError):
         shared_db.list_status(JobFilter.trusted({key: "x"}))
     with pytest.raises(UnknownFieldError):
-        shared_db.update_if_active("target", None, {key: "x"})
+        shared_db.update_run("target", None, "running", {key: "x"})
     assert shared_db.get("target").status == "running"
     assert shared_db.ids_like("%") == [] and shared_db.ids_like("_") == []

@@ -4,6 +4,7 @@ Every bystander here is a ``Canary``: an unrelated process that logs each signal
 stray SIGTERM/SIGINT/SIGHUP is seen even though the canary survives it.
 """
 
+import json
 import os
 
 import pytest
@@ -93,7 +94,9 @@ def test_a_reused_payload_pid_with_a_live_supervisor_is_not_signalled(jobs, cana
     canary = canaries()
     real = jobs.run(["sleep", "60"], "mixed")
     ticks = start_ticks(canary.pid) - 1
-    jobs.jobdb.update_if_active("mixed", real.supervisor_pid, {"last_pid": canary.pid, "pid_start": ticks})
+    handle = {**json.loads(real.handle), "pid": [canary.pid, ticks]}
+    changed = {"handle": json.dumps(handle), "last_pid": canary.pid, "pid_start": ticks}
+    assert jobs.jobdb.update_run("mixed", real.run_id, "running", changed)
     record = jobs.stop("mixed", grace=1)
     assert record.status == "stopped" and not pid_alive(real.last_pid)
     assert canary.alive() and canary.signals() == []

@@ -1,0 +1,53 @@
+"""Backends run a job's processes behind one interface (``base.Backend``): ``local`` (this machine,
+``local.py``) and ``fake`` (in memory, for tests, ``fake.py``)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from .base import Backend, Capabilities, Handle, JobSpec, Observation, SubmitError
+
+__all__ = [
+    "BACKENDS", "Backend", "Backends", "Capabilities", "Handle", "JobSpec", "Observation", "SubmitError",
+]  # fmt: skip
+
+
+def _local(reaper: bool) -> Backend:
+    from .local import LocalBackend
+
+    return LocalBackend(reaper=reaper)
+
+
+BACKENDS: dict[str, Callable[[bool], Backend]] = {"local": _local}
+
+
+def check_backend_name(name: str) -> str:
+    """``name`` if a backend of that name exists, else a ``ValueError`` listing them."""
+    if name not in BACKENDS:
+        raise ValueError(f"unknown backend {name!r}; one of: {', '.join(sorted(BACKENDS))}")
+    return name
+
+
+class Backends:
+    """The backend instances of one ``Jobs``, made on first use: one per name, observing that
+    backend's jobs (a database may hold jobs of several backends)."""
+
+    def __init__(self, reaper: bool = True, given: Backend | None = None) -> None:
+        self._reaper = reaper
+        self._made: dict[str, Backend] = {given.name: given} if given is not None else {}
+        self._lock = threading.Lock()
+
+    def __call__(self, name: str) -> Backend:
+        with self._lock:
+            if name not in self._made:
+                self._made[check_backend_name(name)] = BACKENDS[name](self._reaper)
+            return self._made[name]
+
+    def made(self) -> list[Backend]:
+        with self._lock:
+            return list(self._made.values())
+
+    def close(self) -> None:
+        for backend in self.made():
+            backend.close()

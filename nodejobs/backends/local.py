@@ -1,0 +1,339 @@
+"""``LocalBackend``: each job a detached process group on this machine under a tiny shell supervisor.
+
+Each job runs as::
+
+    sh supervisor (session leader)  ->  payload: the user's program (its own session and group)
+
+The supervisor (``supervisor.sh``, ``/bin/sh``: dash on Debian, well under 1 MB) waits for the payload,
+writes its exit code to the exit file and exits with the same code; so the end is recorded even if
+the Python process that launched the job is gone. The handle names both processes by pid, start time
+and boot id (``host``), so a recycled pid is never mistaken for a job. What a job leaves running when
+its program ends is ended by the supervisor (``leftovers``), and by ``cancel``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import select
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+from ..logs import remove_if_exists
+from . import host
+from .base import (
+    ENDED,
+    HELD,
+    RUNNING,
+    VANISHED,
+    Backend,
+    Capabilities,
+    Handle,
+    JobSpec,
+    Observation,
+    SubmitError,
+)
+from .local_procs import close_all, find_members, terminate
+from .reaper import Reaper
+
+log = logging.getLogger(__name__)
+
+SUPERVISOR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "supervisor.sh")
+LEFTOVER_GRACE = 3.0  # seconds leftovers get between SIGTERM and SIGKILL when a job ends
+_WAITING_CMDLINE = b"/bin/sh\0-c\0echo $$ >&3; IFS= read -r go <&3"
+_STAGES = (b"setsid\0", b"env\0--default-signal")  # exec steps between "go" and the program
+REBOOT_REASON = "the machine restarted while the job was active"
+LOST_REASON = "the supervisor ended without recording an exit code (killed, or the machine restarted)"
+_MAX_POLL_MS = 2**31 - 1
+
+
+def _poll_ms(timeout: float | None) -> int | None:
+    """A poll() timeout in ms; None or a huge value (e.g. ``math.inf``) waits without limit."""
+    if timeout is None or timeout * 1000 >= _MAX_POLL_MS:
+        return None
+    return max(0, math.ceil(timeout * 1000))
+
+
+def wait_pidfd(fd: int, timeout: float | None) -> bool:
+    """Block until the process behind ``fd`` exits or ``timeout`` passes; True if it exited."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(_poll_ms(timeout)))
+
+
+class LocalBackend(Backend):
+    """Runs jobs as local process groups supervised by ``/bin/sh``."""
+
+    name = "local"
+    capabilities = Capabilities(end_notification=True, resource_usage=True)
+
+    def __init__(self, reaper: bool = True, leftover_grace: float = LEFTOVER_GRACE) -> None:
+        self.leftover_grace = leftover_grace
+        self._reaper = Reaper() if reaper else None
+        self._held: dict[str, socket.socket] = {}
+        self._children: dict[int, subprocess.Popen] = {}  # supervisors this instance started, by pid
+        self._lock = threading.Lock()
+
+    # -- creating ----------------------------------------------------------------------------------
+
+    def submit(self, spec: JobSpec) -> Handle:
+        grace = str(self.leftover_grace)
+        argv = [
+            "nodejobs-supervisor", SUPERVISOR, spec.job_id, spec.exit_path, spec.run_id, grace,
+            "1" if spec.keep_leftovers else "0", sys.executable, *spec.argv,
+        ]  # fmt: skip
+        try:
+            for path in (spec.exit_path, spec.out_path, spec.err_path):
+                remove_if_exists(path)
+            channel, supervisor_end = socket.socketpair()
+        except OSError as exc:
+            raise SubmitError(f"cannot start: {exc.strerror or exc}") from None
+        try:
+            popen = self._spawn(argv, spec, supervisor_end)
+            pid = _read_pid(channel.fileno())
+        except (OSError, ValueError) as exc:
+            channel.close()  # a supervisor that got this far sees EOF and exits without starting
+            raise SubmitError(f"cannot start: {getattr(exc, 'strerror', None) or exc}") from None
+        finally:
+            supervisor_end.close()
+        if pid is None:
+            channel.close()
+            raise SubmitError("cannot start: the supervisor did not report the program's pid")
+        sup, started = host.proc_start(popen.pid), host.proc_start(pid)
+        handle = {
+            "supervisor": [popen.pid, sup[0] if sup else 0],
+            "pid": [pid, started[0] if started else None],
+            "boot": host.boot_id(),
+            "run": spec.run_id,
+            "exit": spec.exit_path,
+            "out": spec.out_path,
+            "err": spec.err_path,
+        }
+        with self._lock:
+            self._held[spec.run_id] = channel
+            self._children[popen.pid] = popen
+        return handle
+
+    def _spawn(self, argv: list[str], spec: JobSpec, stdin: socket.socket) -> subprocess.Popen:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+        out_fd = os.open(spec.out_path, flags, 0o600)
+        try:
+            err_fd = os.open(spec.err_path, flags, 0o600)
+            try:
+                return subprocess.Popen(
+                    argv, executable="/bin/sh", stdin=stdin, stdout=out_fd, stderr=err_fd,
+                    cwd=spec.cwd, env=spec.env, start_new_session=True,
+                )  # fmt: skip
+            finally:
+                os.close(err_fd)
+        finally:
+            os.close(out_fd)
+
+    def release(self, handle: Handle, start: bool = True) -> None:
+        with self._lock:
+            channel = self._held.pop(handle["run"], None)
+        if channel is None:
+            return  # not held by this instance: it starts only if its holder releases it
+        try:
+            if start:
+                channel.sendall(b"go\n")
+        except OSError:
+            pass  # the supervisor is gone already; its end is observed like any other
+        finally:
+            channel.close()
+
+    # -- observing ---------------------------------------------------------------------------------
+
+    def observe(self, handles: Sequence[Handle]) -> list[Observation]:
+        return [self._observe(h) for h in handles]
+
+    def _observe(self, handle: Handle) -> Observation:
+        sup_pid, sup_start = handle["supervisor"]
+        ended = read_exit_file(handle["exit"], sup_pid)
+        if ended is not None:
+            return ended
+        boot = handle.get("boot")
+        if host.is_alive(sup_pid, sup_start, boot):
+            return Observation(RUNNING if self.released(handle) else HELD)
+        ended = read_exit_file(handle["exit"], sup_pid)  # it may have just written it
+        if ended is not None:
+            return ended
+        with self._lock:
+            child = self._children.get(sup_pid)
+        code = child.poll() if child is not None else None
+        if code is not None and code >= 0:  # no exit file (e.g. disk full), but we reaped our child
+            return Observation(ENDED, exit_code=code, ended_at=datetime.now(timezone.utc))
+        if host.is_alive(*handle["pid"], boot):
+            return Observation(RUNNING)  # supervisor gone but the program runs: its end is not knowable
+        reason = REBOOT_REASON if boot != host.boot_id() else LOST_REASON
+        return Observation(VANISHED, reason=reason)
+
+    def released(self, handle: Handle) -> bool:
+        """Whether the program has been let go (its pid no longer the shell waiting for "go")."""
+        try:
+            with open(f"/proc/{handle['pid'][0]}/cmdline", "rb") as f:
+                return not f.read().startswith(_WAITING_CMDLINE)
+        except (OSError, ValueError, TypeError):
+            return True
+
+    def wait(self, handle: Handle, timeout: float | None) -> bool:
+        boot = handle.get("boot")
+        for pid, start in (handle["supervisor"], handle["pid"]):
+            if not host.is_alive(pid, start, boot):
+                continue
+            try:
+                fd = os.pidfd_open(pid)
+            except OSError:
+                continue
+            try:
+                if not host.is_alive(pid, start, boot):  # checked after opening: the fd is this process
+                    continue
+                return wait_pidfd(fd, timeout)
+            finally:
+                os.close(fd)
+        return True
+
+    def settle(self, handle: Handle, timeout: float) -> None:
+        """Wait until the program has ended or is blocked waiting for something (as a long-running
+        job soon is), at most ``timeout`` s: a program that cannot run is then seen ended at once."""
+        deadline = time.monotonic() + timeout
+        pid = handle["pid"][0]
+        while not self.wait(handle, 0.0005):
+            if time.monotonic() > deadline or _blocked_in_program(pid):
+                return
+
+    # -- ending ------------------------------------------------------------------------------------
+
+    def cancel(self, handles: Sequence[Handle], grace: float) -> list[bool]:
+        found = []
+        for handle in handles:
+            sup_pid, sup_start = handle["supervisor"]
+            members = find_members(
+                handle.get("run"),
+                roots=[(sup_pid, sup_start), tuple(handle["pid"])],
+                group=handle["pid"][0],
+                boot=handle.get("boot"),
+                spare=[sup_pid],  # left alive to record the exit code
+            )
+            found.append(members)
+        try:
+            everyone = [m for members in found for m in members]
+            survivors = {m.pid for m in terminate(everyone, grace)}
+            return [not any(m.pid in survivors for m in members) for members in found]
+        finally:
+            for members in found:
+                close_all(members)
+
+    def output(self, handle: Handle) -> tuple[str, str]:
+        return handle["out"], handle["err"]
+
+    # -- the rest of the interface -------------------------------------------------------------------
+
+    def record_fields(self, handle: Handle) -> dict[str, Any]:
+        return {
+            "supervisor_pid": handle["supervisor"][0],
+            "supervisor_start": handle["supervisor"][1],
+            "last_pid": handle["pid"][0],
+            "pid_start": handle["pid"][1],
+            "boot_id": handle.get("boot"),
+        }
+
+    def handle_from_record(self, record: dict[str, Any]) -> Handle | None:
+        if record.get("supervisor_pid") is None or not record.get("_exit_path"):
+            return None
+        return {
+            "supervisor": [record["supervisor_pid"], record.get("supervisor_start")],
+            "pid": [record.get("last_pid"), record.get("pid_start")],
+            "boot": record.get("boot_id"),
+            "run": record.get("run_id"),
+            "exit": record["_exit_path"],
+            "out": record["_out_path"],
+            "err": record["_err_path"],
+        }
+
+    def watch(self, handle: Handle, on_end: Callable[[], None]) -> None:
+        with self._lock:
+            popen = self._children.get(handle["supervisor"][0])
+        if self._reaper is None or popen is None:
+            return
+
+        def ended(code: int | None) -> None:
+            on_end()
+            if code is not None:  # reaped: its end is folded, nothing more to keep
+                with self._lock:
+                    self._children.pop(popen.pid, None)
+
+        self._reaper.watch(popen, handle["exit"], ended)
+
+    def forget(self, handle: Handle) -> None:
+        """Drop what this instance holds of a job whose end is recorded (once it is reaped)."""
+        with self._lock:
+            child = self._children.get(handle["supervisor"][0])
+            if child is not None and child.returncode is not None:
+                del self._children[child.pid]
+
+    @property
+    def reaper(self) -> Reaper | None:
+        return self._reaper
+
+    def close(self) -> None:
+        if self._reaper is not None:
+            self._reaper.close()
+
+
+def read_exit_file(path: str, supervisor_pid: int | None = None) -> Observation | None:
+    """The end a supervisor (``supervisor_pid``, if given) wrote to ``path``, or None if not yet."""
+    try:
+        with open(path, "rb") as f:
+            lines = f.read().split(b"\n")
+            ended = os.fstat(f.fileno()).st_mtime
+    except FileNotFoundError:
+        return None
+    words = lines[0].split()
+    try:
+        code, writer = int(words[0]), int(words[1]) if len(words) > 1 else None
+        started = words[2] != b"0" if len(words) > 2 else True
+    except (IndexError, ValueError):
+        if words:
+            log.warning("ignoring unreadable exit file %s: %r", path, lines[0][:100])
+        return None
+    if supervisor_pid is not None and writer is not None and writer != supervisor_pid:
+        return None  # written by the supervisor of another run of this id
+    ended_at = datetime.fromtimestamp(ended, timezone.utc)
+    return Observation(ENDED, exit_code=code, ended_at=ended_at, started=started)
+
+
+def _blocked_in_program(pid: int) -> bool:
+    """True once ``pid`` runs the user's program (past the exec steps) and sleeps waiting on something."""
+    found = host.proc_start(pid)
+    if found is None or found[1] != "S":
+        return False
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmdline = f.read()
+    except OSError:
+        return False
+    return not cmdline.startswith(_WAITING_CMDLINE) and not cmdline.startswith(_STAGES)
+
+
+def _read_pid(fd: int, timeout: float = 10.0) -> int | None:
+    """Read the payload pid the supervisor writes on its channel (None if it never does)."""
+    data = b""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN | select.POLLHUP)
+    while not data.endswith(b"\n"):
+        if not poller.poll(int(timeout * 1000)):
+            log.warning("supervisor did not report the payload pid within %.0f s", timeout)
+            return None
+        chunk = os.read(fd, 64)
+        if not chunk:
+            return None
+        data += chunk
+    return int(data)

@@ -1,0 +1,346 @@
+"""The backend-neutral life of a job: claim its id, submit it held, record the handle, release it; fold
+observed ends into the database; stop it.
+
+The lifecycle decides every status (through ``states``) and holds of each run only the backend's
+opaque handle; what a handle means is the backend's business (``backends``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shlex
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from .backends import host
+from .backends.base import ENDED, HELD, Backend, Handle, JobSpec, Observation, SubmitError
+from .backends.local_procs import RUN_MARK
+from .errors import DatabaseError
+from .jobdb import JobDB
+from .logs import remove_if_exists
+from .preflight import check_arguments, startup_problem
+from .records import JobRecord, validate_job_id
+from .states import CANNOT_START_CODES, JobStatus, ended_status
+
+log = logging.getLogger(__name__)
+
+S = JobStatus
+LAUNCHER_LOST_REASON = "the process starting the job ended before the job started"
+NOT_STARTED_REASON = "stopped before it started"
+SURVIVED_REASON = "the job survived SIGTERM and SIGKILL"
+START_TIMEOUT = 300.0  # a start not completed in this time is given up (its launcher hung or failed)
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True)
+class Launch:
+    """What to start for a claimed record: the program, its environment and backend options."""
+
+    argv: list[str]
+    env: dict[str, str]
+    keep_leftovers: bool = False
+    options: dict[str, Any] | None = None
+
+
+class Lifecycle:
+    """Starts, observes and stops the jobs of one ``JobDB`` through their backends."""
+
+    def __init__(
+        self, job_db: JobDB, backend_for: Callable[[str], Backend], startup_window: float = 0.05
+    ) -> None:
+        self.job_db = job_db
+        self.backend_for = backend_for  # backend name -> the instance observing that backend's jobs
+        self.startup_window = startup_window
+
+    # -- starting ----------------------------------------------------------------------------------
+
+    def run(
+        self,
+        command: str | Sequence[str],
+        job_id: str,
+        *,
+        envs: dict[str, str] | None = None,
+        cwd: str | None = None,
+        logdir: str | None = None,
+        logfile: str | None = None,
+        backend: str = "local",
+        replace: bool = True,
+        keep_leftovers: bool = False,
+    ) -> JobRecord:
+        """Start ``command`` (a list runs directly, a string through ``/bin/sh -c``) as ``job_id``."""
+        validate_job_id(job_id)
+        shell = isinstance(command, str)
+        argv = ["/bin/sh", "-c", command] if shell else [os.fspath(a) for a in command]  # type: ignore[union-attr]
+        if not argv or not argv[-1 if shell else 0]:
+            raise ValueError("empty command")
+        cwd = os.path.abspath(os.path.expanduser(cwd)) if cwd else os.getcwd()
+        envs = {str(k): str(v) for k, v in (envs or {}).items()}
+        check_arguments(argv, envs, cwd)
+        env = {"PYTHONUNBUFFERED": "1", **os.environ, **envs, "NODEJOBS_JOB_ID": job_id}
+        env.pop(RUN_MARK, None)  # the run's own mark is given to its program by the backend
+        record = self.new_record(
+            job_id, backend, command=command if shell else shlex.join(argv), shell=shell, cwd=cwd,
+            logdir=os.path.abspath(logdir) if logdir else self.job_db.logdir,
+            logfile=validate_job_id(logfile) if logfile else job_id, env_keys=",".join(sorted(envs)) or None,
+        )  # fmt: skip
+        return self.start(record, Launch(argv, env, keep_leftovers), replace)
+
+    def new_record(self, job_id: str, backend: str, **fields: Any) -> JobRecord:
+        """A ``starting`` record of a new run of ``job_id``, made by this process."""
+        launcher_pid, launcher_start = host.this_process()
+        return JobRecord(
+            self_id=job_id, status=S.c_starting, backend=backend, run_id=uuid.uuid4().hex, dirname=job_id,
+            started_at=now(), boot_id=host.boot_id(), launcher_pid=launcher_pid,
+            launcher_start=launcher_start, **fields,
+        )  # fmt: skip
+
+    def start(self, record: JobRecord, launch: Launch, replace: bool = True) -> JobRecord:
+        """Claim ``record`` (a ``starting`` record) and start its run; return the record as it is then.
+
+        Raises ``JobExistsError`` if a live job holds the id (with ``replace=False``: any job).
+        """
+        self.refresh(self.job_db.get(record.self_id))  # a stale "running" record must not block the id
+        self.job_db.claim(record, replace)
+        try:
+            return self._start(record, launch)
+        except BaseException as exc:  # e.g. KeyboardInterrupt: never leave it "starting" if not launched
+            fields = {"reason": f"the start was interrupted ({exc!r})", "ended_at": now()}
+            try:
+                self._move(record, S.c_starting, S.c_failed_start, fields)
+            except Exception:
+                log.exception("job %s: cannot record the interrupted start", record.self_id)
+            raise
+
+    def _start(self, record: JobRecord, launch: Launch) -> JobRecord:
+        backend = self.backend_for(record.backend or "local")
+        try:
+            os.makedirs(record.logdir, mode=0o700, exist_ok=True)
+        except OSError as exc:
+            return self._fail_start(record, f"cannot create log directory {record.logdir}: {exc.strerror}")
+        problem = startup_problem(launch.argv, bool(record.shell), record.cwd, launch.env)
+        if problem:
+            return self._fail_start(record, problem)
+        out_path, err_path = self.job_db.log_paths(record)
+        spec = JobSpec(
+            job_id=record.self_id, run_id=record.run_id, argv=launch.argv, env=launch.env, cwd=record.cwd,
+            out_path=out_path, err_path=err_path, exit_path=self.job_db.exit_path(record),
+            keep_leftovers=launch.keep_leftovers, options=launch.options or {},
+        )  # fmt: skip
+        try:
+            handle = backend.submit(spec)
+        except SubmitError as exc:
+            return self._fail_start(record, str(exc))
+        fields = {"handle": json.dumps(handle), **backend.record_fields(handle)}
+        recorded = False
+        try:
+            recorded = self.job_db.update_run(record.self_id, record.run_id, S.c_starting, fields)
+        finally:
+            backend.release(handle, start=recorded)
+        backend.watch(handle, lambda: self._on_end(record.self_id, record.run_id))
+        if not recorded:  # a stop came first (or the start was given up as lost): it never ran
+            self._move(record, S.c_stopping, S.c_stopped, {"reason": NOT_STARTED_REASON, "ended_at": now()})
+            return self.job_db.get(record.self_id)  # type: ignore[return-value]
+        self._move(record, S.c_starting, S.c_running)  # released: it runs (unless it ended already)
+        backend.settle(handle, self.startup_window)
+        return self.refresh(self.job_db.get(record.self_id))  # type: ignore[return-value]
+
+    def _fail_start(self, record: JobRecord, reason: str) -> JobRecord:
+        """Record that the job could not start; its logs are replaced by the reason (best effort)."""
+        out_path, err_path = self.job_db.log_paths(record)
+        try:
+            remove_if_exists(out_path)
+            remove_if_exists(self.job_db.exit_path(record))
+            with open(os.open(err_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+                f.write(f"nodejobs: {reason}\n")
+        except OSError as exc:
+            log.warning("job %s: cannot write its error log %s: %s", record.self_id, err_path, exc)
+        fields = {"reason": reason, "ended_at": now()}
+        if not self._move(record, S.c_starting, S.c_failed_start, fields):
+            self._move(record, S.c_stopping, S.c_stopped, {"reason": NOT_STARTED_REASON, "ended_at": now()})
+        return self.job_db.get(record.self_id)  # type: ignore[return-value]
+
+    def _move(self, record: JobRecord, old: str, new: str, fields: dict | None = None) -> bool:
+        return self.job_db.update_run(record.self_id, record.run_id, old, fields or {}, new)
+
+    # -- observing ---------------------------------------------------------------------------------
+
+    def handle(self, record: JobRecord) -> Handle | None:
+        """The backend handle of a record's run (made from older records' fields where needed)."""
+        if record.handle:
+            return json.loads(record.handle)
+        out_path, err_path = self.job_db.log_paths(record)
+        legacy = {**record, "_exit_path": self.job_db.exit_path(record), "_out_path": out_path,
+                  "_err_path": err_path}  # fmt: skip
+        return self.backend_for(record.backend or "local").handle_from_record(legacy)
+
+    def refresh(self, record: JobRecord | None) -> JobRecord | None:
+        """Bring an active record up to date with its backend; ended records are returned as is."""
+        if record is None or not record.is_active:
+            return record
+        return self.refresh_many([record])[0]
+
+    def refresh_many(self, records: Iterable[JobRecord]) -> list[JobRecord]:
+        """``refresh`` of many records, observing each backend's jobs in one call."""
+        records = list(records)
+        out: list[JobRecord] = list(records)
+        by_backend: dict[str, list[tuple[int, Handle]]] = {}
+        for i, record in enumerate(records):
+            if not record.is_active:
+                continue
+            handle = self.handle(record)
+            if handle is None:
+                out[i] = self._refresh_unlaunched(record)
+            else:
+                by_backend.setdefault(record.backend or "local", []).append((i, handle))
+        for name, items in by_backend.items():
+            backend = self.backend_for(name)
+            seen = backend.observe([h for _, h in items])
+            for (i, handle), observation in zip(items, seen):
+                out[i] = self._fold(records[i], handle, observation, backend)
+        return out
+
+    def refresh_active(self) -> None:
+        """Fold the end of every job recorded as active whose run has ended."""
+        self.refresh_many(self.job_db.list_active())
+
+    def _fold(self, record: JobRecord, handle: Handle, seen: Observation, backend: Backend) -> JobRecord:
+        if not seen.ended:
+            if record.status == S.c_starting and seen.state != HELD and not self._launcher_alive(record):
+                self._move(record, S.c_starting, S.c_running)  # released by a launcher that then died
+                return self.job_db.get(record.self_id) or record
+            return record
+        status = record.status
+        if seen.state == ENDED and not seen.started:
+            stopped = status == S.c_stopping
+            new = S.c_stopped if stopped else S.c_failed_start
+            fields = {"reason": NOT_STARTED_REASON if stopped else LAUNCHER_LOST_REASON}
+        elif seen.state == ENDED:
+            new = ended_status(status, seen.exit_code)
+            fields = {"exit_code": seen.exit_code}
+            if new == S.c_failed_start and seen.exit_code in CANNOT_START_CODES:
+                what = "command not found" if seen.exit_code == 127 else "cannot execute"
+                hint = f"see `nodejobs logs {record.self_id} --err`"
+                fields["reason"] = f"{what} (exit code {seen.exit_code}); {hint}"
+        else:
+            new = ended_status(status, None)
+            fields = {"reason": seen.reason}
+        ended_at = seen.ended_at or now()
+        if record.started_at is not None:  # file times are coarse: never end before the start
+            ended_at = max(ended_at, record.started_at)
+        fields["ended_at"] = ended_at
+        try:
+            folded = self._move(record, status, new, fields)
+        except DatabaseError as exc:  # e.g. disk full: report the end now, record it when writing works
+            log.warning("job %s ended but its record cannot be updated: %s", record.self_id, exc)
+            return JobRecord.trusted({**record, **fields, "status": new})
+        if folded:
+            backend_forget = getattr(backend, "forget", None)
+            if backend_forget is not None:
+                backend_forget(handle)
+            return self.job_db.get(record.self_id)  # type: ignore[return-value]
+        current = self.job_db.get(record.self_id)
+        if current is not None and current.is_active and current.run_id == record.run_id and (
+            current.status != status
+        ):
+            return self.refresh(current)  # type: ignore[return-value]  # it moved on meanwhile: fold again
+        return current  # type: ignore[return-value]
+
+    def _launcher_alive(self, record: JobRecord) -> bool:
+        """Whether the process that started ``record`` may still complete its start."""
+        if record.boot_id != host.boot_id():
+            return False
+        if record.launcher_pid is not None and not host.is_alive(
+            record.launcher_pid, record.launcher_start, record.boot_id
+        ):
+            return False
+        age = (now() - record.started_at).total_seconds() if record.started_at else float("inf")
+        return age < START_TIMEOUT
+
+    def _refresh_unlaunched(self, record: JobRecord) -> JobRecord:
+        """A record whose run has no handle yet: if its launcher is gone, it never will have one."""
+        if record.status not in (S.c_starting, S.c_stopping) or self._launcher_alive(record):
+            return record
+        if record.boot_id != host.boot_id():
+            reason = "the machine restarted while the job was active"
+        elif record.launcher_pid is None or host.is_alive(
+            record.launcher_pid, record.launcher_start, record.boot_id
+        ):
+            reason = f"the start did not complete within {START_TIMEOUT:.0f} s"
+        else:
+            reason = LAUNCHER_LOST_REASON
+        new = S.c_stopped if record.status == S.c_stopping else S.c_failed_start
+        self._move(record, record.status, new, {"reason": reason, "ended_at": now()})
+        return self.job_db.get(record.self_id)  # type: ignore[return-value]
+
+    def _on_end(self, job_id: str, run_id: str | None) -> None:
+        record = self.job_db.get(job_id)
+        if record is not None and record.run_id == run_id:
+            self.refresh(record)
+
+    def wait(self, record: JobRecord, timeout: float | None) -> bool:
+        """Block until the record's run ends or ``timeout`` s pass; True if it ended."""
+        handle = self.handle(record)
+        if handle is None:
+            time.sleep(min(timeout if timeout is not None else 0.05, 0.05))  # its start is under way
+            return False
+        return self.backend_for(record.backend or "local").wait(handle, timeout)
+
+    # -- stopping ----------------------------------------------------------------------------------
+
+    def stop(self, job_id: str, grace: float) -> JobRecord | None:
+        """End a job and everything it started (SIGTERM-like first, forcibly after ``grace`` s, as its
+        backend escalates); return its final record. An ended job's leftovers are ended too."""
+        record = self.refresh(self.job_db.get(job_id))
+        if record is None:
+            return None
+        if not record.is_active:
+            handle = self.handle(record)
+            if handle is not None:
+                self.backend_for(record.backend or "local").cancel([handle], grace)
+            return record
+        if record.status == S.c_stopping:
+            return self._finish_stop(record, grace)
+        if not self._move(record, record.status, S.c_stopping):
+            return self.stop(job_id, grace)  # it moved on meanwhile
+        record = self.job_db.get(job_id)  # type: ignore[assignment]
+        return self._finish_stop(record, grace)
+
+    def _finish_stop(self, record: JobRecord, grace: float) -> JobRecord:
+        handle = self.handle(record)
+        if handle is None:  # its start is under way in another thread or process: it will not run
+            return self._await_final(record.self_id)
+        backend = self.backend_for(record.backend or "local")
+        ended = backend.cancel([handle], grace)[0]
+        if ended:
+            backend.wait(handle, max(grace, 1.0))
+        record = self.refresh(self.job_db.get(record.self_id))  # type: ignore[assignment]
+        if not ended and record is not None and record.status == S.c_stopping:
+            self._move(record, S.c_stopping, S.c_failed_stop, {"reason": SURVIVED_REASON})
+            record = self.job_db.get(record.self_id)  # type: ignore[assignment]
+        return record
+
+    def _await_final(self, job_id: str) -> JobRecord:
+        """Wait (up to the start timeout) until a run whose start is under way elsewhere has ended."""
+        deadline = time.monotonic() + START_TIMEOUT
+        pause = 0.001
+        done = threading.Event()
+        while True:
+            record = self.refresh(self.job_db.get(job_id))
+            if record is None or record.status != S.c_stopping or self.handle(record) is not None:
+                if record is not None and record.status == S.c_stopping:
+                    return self._finish_stop(record, 0.0)
+                return record  # type: ignore[return-value]
+            if time.monotonic() > deadline:
+                return record
+            done.wait(pause)  # the starter records its outcome within milliseconds
+            pause = min(pause * 2, 0.05)

@@ -1,0 +1,78 @@
+"""Job statuses, which are active and which final, and the transitions allowed between them.
+
+Every status change a ``JobDB`` writes is checked against ``TRANSITIONS``; an illegal one is a bug and
+raises ``IllegalTransition``. A new run of an id (a rerun) is not a transition: it replaces an ended
+record whatever its final status.
+
+    queued   -> starting | stopped | failed_start
+    starting -> running | stopping | finished | failed | failed_start
+    running  -> stopping | finished | failed | failed_start
+    stopping -> stopped | failed_stop
+"""
+
+from __future__ import annotations
+
+from .schema import Choices
+
+
+class JobStatus(Choices):
+    c_queued = "queued"  # recorded, waiting to be started (see the queue)
+    c_starting = "starting"  # claimed; its processes are being created, held until recorded
+    c_running = "running"
+    c_stopping = "stopping"  # a stop was asked for and is under way
+    c_stopped = "stopped"  # ended by a stop
+    c_finished = "finished"  # exited 0
+    c_failed = "failed"  # the program ran and exited non-zero (or was killed)
+    c_failed_start = "failed_start"  # the program could not be started (or exited 126/127)
+    c_failed_stop = "failed_stop"  # it survived every signal a stop sent
+
+
+S = JobStatus
+ACTIVE_STATUSES = (S.c_queued, S.c_starting, S.c_running, S.c_stopping)
+FINAL_STATUSES = tuple(sorted(S.values() - set(ACTIVE_STATUSES)))
+
+TRANSITIONS: dict[str, frozenset[str]] = {
+    S.c_queued: frozenset({S.c_starting, S.c_stopped, S.c_failed_start}),
+    S.c_starting: frozenset({S.c_running, S.c_stopping, S.c_finished, S.c_failed, S.c_failed_start}),
+    S.c_running: frozenset({S.c_stopping, S.c_finished, S.c_failed, S.c_failed_start}),
+    S.c_stopping: frozenset({S.c_stopped, S.c_failed_stop}),
+    **{final: frozenset() for final in FINAL_STATUSES},
+}
+
+# Exit codes with which the shell says it could not run the program: 126 "cannot execute", 127 "not found".
+CANNOT_START_CODES = frozenset({126, 127})
+
+
+class IllegalTransition(AssertionError):
+    """A status change the table does not allow: a bug in nodejobs, never a user error."""
+
+
+def is_active(status: str | None) -> bool:
+    return status in ACTIVE_STATUSES
+
+
+def check_transition(old: str | None, new: str) -> None:
+    """Raise ``IllegalTransition`` unless a job may go from ``old`` to ``new``."""
+    if new not in TRANSITIONS.get(old or "", frozenset()):
+        raise IllegalTransition(f"illegal job status change {old!r} -> {new!r}")
+
+
+def sources(new: str) -> tuple[str, ...]:
+    """The statuses from which a job may move to ``new``."""
+    return tuple(sorted(old for old, targets in TRANSITIONS.items() if new in targets))
+
+
+def ended_status(current: str, exit_code: int | None) -> str:
+    """The final status of a job that was ``current`` and whose program ended with ``exit_code``.
+
+    It depends on nothing but these two, never on how fast the job ended: a stop in progress makes it
+    ``stopped``; 0 is ``finished``; 126/127 (the shell could not run the program) ``failed_start``;
+    anything else, or no code at all, ``failed``.
+    """
+    if current == S.c_stopping:
+        return S.c_stopped
+    if exit_code == 0:
+        return S.c_finished
+    if exit_code in CANNOT_START_CODES:
+        return S.c_failed_start
+    return S.c_failed
