@@ -97,11 +97,9 @@ class Lifecycle:
 
     def new_record(self, job_id: str, backend: str, **fields: Any) -> JobRecord:
         """A ``starting`` record of a new run of ``job_id``, made by this process."""
-        launcher_pid, launcher_start = host.this_process()
         return JobRecord(
             self_id=job_id, status=S.c_starting, backend=backend, run_id=uuid.uuid4().hex, dirname=job_id,
-            started_at=now(), boot_id=host.boot_id(), launcher_pid=launcher_pid,
-            launcher_start=launcher_start, **fields,
+            started_at=now(), **host.launcher_fields(), **fields,
         )  # fmt: skip
 
     def start(self, record: JobRecord, launch: Launch, replace: bool = True) -> JobRecord:
@@ -257,11 +255,7 @@ class Lifecycle:
 
     def _launcher_alive(self, record: JobRecord) -> bool:
         """Whether the process that started ``record`` may still complete its start."""
-        if record.boot_id != host.boot_id():
-            return False
-        if record.launcher_pid is not None and not host.is_alive(
-            record.launcher_pid, record.launcher_start, record.boot_id
-        ):
+        if not host.same_boot(record) or not host.launcher_alive(record):
             return False
         age = (now() - record.started_at).total_seconds() if record.started_at else float("inf")
         return age < START_TIMEOUT
@@ -270,11 +264,9 @@ class Lifecycle:
         """A record whose run has no handle yet: if its launcher is gone, it never will have one."""
         if record.status not in (S.c_starting, S.c_stopping) or self._launcher_alive(record):
             return record
-        if record.boot_id != host.boot_id():
+        if not host.same_boot(record):
             reason = "the machine restarted while the job was active"
-        elif record.launcher_pid is None or host.is_alive(
-            record.launcher_pid, record.launcher_start, record.boot_id
-        ):
+        elif host.launcher_alive(record):
             reason = f"the start did not complete within {START_TIMEOUT:.0f} s"
         else:
             reason = LAUNCHER_LOST_REASON

@@ -41,8 +41,10 @@ def check_arguments(argv: list[str], envs: dict[str, str], cwd: str) -> None:
 
 def startup_problem(argv: list[str], shell: bool, cwd: str, env: dict[str, str]) -> str | None:
     """Why ``argv`` cannot start in ``cwd``, or None if it looks startable."""
-    if not os.path.isdir(cwd):
+    if not os.path.exists(cwd):
         return f"working directory does not exist: {cwd}"
+    if not os.path.isdir(cwd):
+        return f"working directory is not a directory: {cwd}"
     if not os.access(cwd, os.X_OK):
         return f"working directory is not accessible: {cwd}"
     if shell:

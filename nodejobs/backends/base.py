@@ -105,7 +105,8 @@ class Backend(ABC):
     def cancel(self, handles: Sequence[Handle], grace: float) -> list[bool]:
         """End the jobs and everything they started: politely first, forcibly after ``grace`` seconds,
         by this backend's own escalation. Blocks until done; for each handle, True if nothing of it
-        is left running. Cancelling a job that already ended cleans up what it left behind.
+        is left running (its end is then observable). Cancelling a job that already ended cleans up
+        what it left behind.
         """
 
     @abstractmethod

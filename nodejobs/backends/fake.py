@@ -1,9 +1,10 @@
 """``FakeBackend``: an in-memory backend for testing the lifecycle's logic deterministically.
 
 Nothing runs. A job's "program" is a shell-like command of a few words the fake understands:
-``echo WORD`` (appends WORD to the job's stdout file when released), ``exit N`` (ends with N when
-released), ``trap '' TERM`` (a polite cancel does not end it: only the forced end after the grace does),
-and anything else (``sleep 100``) runs until the test ends it with ``FakeCluster.finish``. Several
+``echo WORD`` (appends WORD to the job's stdout file when released), ``exit N`` (ends with N),
+``trap '' TERM`` (a polite cancel does not end it: only the forced end after the grace does) and
+``sleep N`` (runs until the test ends it with ``FakeCluster.finish``, or a cancel); a command that
+gets to its end without any of these ends with 0. Several
 ``FakeBackend`` instances sharing one ``FakeCluster`` see the same jobs, as processes on one machine
 or a cluster's controller would.
 """
@@ -98,7 +99,10 @@ class FakeBackend(Backend):
                 elif words[0] == "exit":
                     self.cluster._end(job, int(words[1]) if len(words) > 1 else 0)
                     return
-            self.cluster.changed.notify_all()
+                elif words[0] == "sleep":
+                    self.cluster.changed.notify_all()
+                    return  # runs until the test finishes it or it is cancelled
+            self.cluster._end(job, 0)
 
     def observe(self, handles: Sequence[Handle]) -> list[Observation]:
         self.cluster.count("observe")

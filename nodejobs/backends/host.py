@@ -8,6 +8,8 @@ starting a job (a start its launcher did not live to finish is given up).
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
+from typing import Any
 
 
 def _read_boot_id() -> str:
@@ -46,3 +48,21 @@ def this_process() -> tuple[int, int | None]:
     """``(pid, start ticks)`` of the calling process."""
     found = proc_start(os.getpid())
     return os.getpid(), found[0] if found else None
+
+
+def launcher_fields() -> dict[str, Any]:
+    """The record fields naming the calling process as the launcher of a job, on this boot."""
+    pid, start = this_process()
+    return {"launcher_pid": pid, "launcher_start": start, "boot_id": _BOOT_ID}
+
+
+def same_boot(record: Mapping[str, Any]) -> bool:
+    """Whether ``record`` was written during this boot of the machine."""
+    return record.get("boot_id") == _BOOT_ID
+
+
+def launcher_alive(record: Mapping[str, Any]) -> bool:
+    """Whether the process that launched ``record`` still runs (None if the record does not name it)."""
+    if record.get("launcher_pid") is None:
+        return True
+    return is_alive(record["launcher_pid"], record.get("launcher_start"), record.get("boot_id"))

@@ -56,9 +56,9 @@ _MAX_POLL_MS = 2**31 - 1
 
 def _poll_ms(timeout: float | None) -> int | None:
     """A poll() timeout in ms; None or a huge value (e.g. ``math.inf``) waits without limit."""
-    if timeout is None or timeout * 1000 >= _MAX_POLL_MS:
+    if timeout is None or math.isinf(timeout):
         return None
-    return max(0, math.ceil(timeout * 1000))
+    return min(_MAX_POLL_MS, max(0, math.ceil(timeout * 1000)))  # a 30-day wait is a loop of shorter ones
 
 
 def wait_pidfd(fd: int, timeout: float | None) -> bool:
@@ -79,6 +79,7 @@ class LocalBackend(Backend):
         self._reaper = Reaper() if reaper else None
         self._held: dict[str, socket.socket] = {}
         self._children: dict[int, subprocess.Popen] = {}  # supervisors this instance started, by pid
+        self._released: set[str] = set()  # runs this instance let go (their shell may not know yet)
         self._lock = threading.Lock()
 
     # -- creating ----------------------------------------------------------------------------------
@@ -144,6 +145,8 @@ class LocalBackend(Backend):
         try:
             if start:
                 channel.sendall(b"go\n")
+                with self._lock:
+                    self._released.add(handle["run"])
         except OSError:
             pass  # the supervisor is gone already; its end is observed like any other
         finally:
@@ -177,6 +180,9 @@ class LocalBackend(Backend):
 
     def released(self, handle: Handle) -> bool:
         """Whether the program has been let go (its pid no longer the shell waiting for "go")."""
+        with self._lock:
+            if handle.get("run") in self._released:
+                return True
         try:
             with open(f"/proc/{handle['pid'][0]}/cmdline", "rb") as f:
                 return not f.read().startswith(_WAITING_CMDLINE)
@@ -226,10 +232,21 @@ class LocalBackend(Backend):
         try:
             everyone = [m for members in found for m in members]
             survivors = {m.pid for m in terminate(everyone, grace)}
-            return [not any(m.pid in survivors for m in members) for members in found]
         finally:
             for members in found:
                 close_all(members)
+        ended = [not any(m.pid in survivors for m in members) for members in found]
+        for handle, gone in zip(handles, ended):
+            if gone:
+                self._await_exit_record(handle, max(grace, 1.0))
+        return ended
+
+    def _await_exit_record(self, handle: Handle, timeout: float) -> None:
+        """Wait until the end of a job whose processes are gone is observable (its supervisor writes
+        the exit file right after its program ends)."""
+        deadline = time.monotonic() + timeout
+        while not self._observe(handle).ended and time.monotonic() < deadline:
+            self.wait(handle, 0.01)
 
     def output(self, handle: Handle) -> tuple[str, str]:
         return handle["out"], handle["err"]
@@ -275,6 +292,7 @@ class LocalBackend(Backend):
     def forget(self, handle: Handle) -> None:
         """Drop what this instance holds of a job whose end is recorded (once it is reaped)."""
         with self._lock:
+            self._released.discard(handle.get("run"))
             child = self._children.get(handle["supervisor"][0])
             if child is not None and child.returncode is not None:
                 del self._children[child.pid]
