@@ -1,13 +1,13 @@
 """Run the suite cheapest first: unit tests, reliability, kernels, notebooks, then the browser."""
 
-_ORDER = ("reliability", "kernel")
+_ORDER = ("reliability", "upstream", "kernel")
 
 
 def _rank(item) -> int:
     if item.get_closest_marker("browser"):
-        return 4
+        return 5
     if str(item.fspath).endswith(".ipynb"):
-        return 3
+        return 4
     for rank, marker in enumerate(_ORDER, start=1):
         if item.get_closest_marker(marker):
             return rank

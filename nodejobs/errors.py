@@ -29,5 +29,9 @@ class DatabaseError(NodeJobsError, OSError):
     """The job database cannot be opened, read or written."""
 
 
+class BackendError(NodeJobsError, OSError):
+    """A backend cannot be asked about its jobs now (e.g. out of file descriptors, controller down)."""
+
+
 class MissingEnvError(NodeJobsError, ValueError):
     """A rerun needs environment values that were never stored."""

@@ -22,7 +22,7 @@ from typing import Any
 from .backends import host
 from .backends.base import ENDED, HELD, Backend, Handle, JobSpec, Observation, SubmitError
 from .backends.local_procs import RUN_MARK
-from .errors import DatabaseError
+from .errors import BackendError, DatabaseError
 from .jobdb import JobDB
 from .logs import remove_if_exists
 from .preflight import check_arguments, startup_problem
@@ -149,8 +149,12 @@ class Lifecycle:
             self._move(record, S.c_stopping, S.c_stopped, {"reason": NOT_STARTED_REASON, "ended_at": now()})
             return self.job_db.get(record.self_id)  # type: ignore[return-value]
         self._move(record, S.c_starting, S.c_running)  # released: it runs (unless it ended already)
-        backend.settle(handle, self.startup_window)
-        return self.refresh(self.job_db.get(record.self_id))  # type: ignore[return-value]
+        try:
+            backend.settle(handle, self.startup_window)
+            return self.refresh(self.job_db.get(record.self_id))  # type: ignore[return-value]
+        except (OSError, BackendError) as exc:  # it runs and is recorded: report it as recorded
+            log.warning("job %s started; cannot look at it now: %s", record.self_id, exc)
+            return self.job_db.get(record.self_id)  # type: ignore[return-value]
 
     def _fail_start(self, record: JobRecord, reason: str) -> JobRecord:
         """Record that the job could not start; its logs are replaced by the reason (best effort)."""
@@ -202,7 +206,10 @@ class Lifecycle:
                 by_backend.setdefault(record.backend or "local", []).append((i, handle))
         for name, items in by_backend.items():
             backend = self.backend_for(name)
-            seen = backend.observe([h for _, h in items])
+            try:
+                seen = backend.observe([h for _, h in items])
+            except OSError as exc:  # not an answer: never take it for "the job is gone"
+                raise BackendError(f"cannot observe {name} jobs now: {exc.strerror or exc}") from exc
             for (i, handle), observation in zip(items, seen):
                 out[i] = self._fold(records[i], handle, observation, backend)
         return out
@@ -312,7 +319,10 @@ class Lifecycle:
         if handle is None:  # its start is under way in another thread or process: it will not run
             return self._await_final(record.self_id)
         backend = self.backend_for(record.backend or "local")
-        ended = backend.cancel([handle], grace)[0]
+        try:
+            ended = backend.cancel([handle], grace)[0]
+        except OSError as exc:
+            raise BackendError(f"cannot stop job {record.self_id!r} now: {exc.strerror or exc}") from exc
         if ended:
             backend.wait(handle, max(grace, 1.0))
         record = self.refresh(self.job_db.get(record.self_id))  # type: ignore[assignment]

@@ -30,8 +30,8 @@ def proc_start(pid: int) -> tuple[int, str] | None:
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             stat = f.read()
-    except (FileNotFoundError, ProcessLookupError, PermissionError, OSError):
-        return None
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None  # other errors (e.g. out of file descriptors) are not an answer: they propagate
     fields = stat[stat.rindex(b")") + 2 :].split()
     return int(fields[19]), fields[0].decode()
 
@@ -44,10 +44,17 @@ def is_alive(pid: int | None, start: int | None, boot: str | None) -> bool:
     return found is not None and found[0] == start and found[1] != "Z"
 
 
+_THIS: dict[int, int | None] = {}
+
+
 def this_process() -> tuple[int, int | None]:
-    """``(pid, start ticks)`` of the calling process."""
-    found = proc_start(os.getpid())
-    return os.getpid(), found[0] if found else None
+    """``(pid, start ticks)`` of the calling process (read once per process)."""
+    pid = os.getpid()
+    if pid not in _THIS:
+        found = proc_start(pid)
+        _THIS.clear()
+        _THIS[pid] = found[0] if found else None
+    return pid, _THIS[pid]
 
 
 def launcher_fields() -> dict[str, Any]:

@@ -196,7 +196,7 @@ class LocalBackend(Backend):
                 continue
             try:
                 fd = os.pidfd_open(pid)
-            except OSError:
+            except ProcessLookupError:
                 continue
             try:
                 if not host.is_alive(pid, start, boot):  # checked after opening: the fd is this process
