@@ -98,6 +98,20 @@ def tail_1gb(jobs: Jobs, job_id: str) -> tuple[dict[str, list[float]], dict]:
     return {"tail_1gb_100_lines_s": times}, {"log_bytes": size, "text_bytes_at_end": LOG_TEXT_BYTES}
 
 
+def run_cpu_bound(jobs: Jobs, sessions: Sessions) -> dict[str, list[float]]:
+    """run() of a job that never blocks: it waits the whole startup window (see the notes)."""
+    times = []
+    for i in range(5):
+        job_id = f"busy{i}"
+        t0 = time.perf_counter()
+        record = jobs.run([sys.executable, "-c", "while True: pass"], job_id)
+        times.append(time.perf_counter() - t0)
+        sessions.note(job_id, record)
+        jobs.stop(job_id, grace=1)
+        sessions.sids.pop(job_id, None)
+    return {"run_cpu_bound_s": times}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", required=True)
@@ -121,6 +135,7 @@ def main() -> int:
         samples.update(more)
         more, info["tail"] = tail_1gb(jobs, "ended000")
         samples.update(more)
+        samples.update(run_cpu_bound(jobs, sessions))
         for job_id in running:
             jobs.stop(job_id)
             sessions.sids.pop(job_id, None)

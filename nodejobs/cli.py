@@ -104,7 +104,10 @@ def _run(jobs: Jobs, args: argparse.Namespace) -> int:
     if not command:
         raise ops.BadUsage("run needs a command: nodejobs run -- COMMAND [ARG...]")
     envs = ops.parse_env(args.env)
-    record = jobs.run(command[0] if len(command) == 1 else command, args.job_id, args.cwd, envs or None)
+    record = jobs.run(
+        command[0] if len(command) == 1 else command, args.job_id, args.cwd, envs or None,
+        keep_leftovers=args.keep_leftovers,
+    )  # fmt: skip
     print(ops.summary(record))
     return ops.FAILED if record.status == JobStatus.c_failed_start else ops.OK
 

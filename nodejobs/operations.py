@@ -127,6 +127,8 @@ COMMANDS: tuple[Command, ...] = (
         _opt("--id", dest="job_id", metavar="ID", help="the job's id (default: a readable one: train-1)"),
         _opt("--cwd", metavar="DIR", help="working directory (default: the current one)"),
         _ENV,
+        _opt("--keep-leftovers", action="store_true",
+             help="leave running what the job started when its program ends (default: end it)"),
         _opt("command", nargs=argparse.REMAINDER, metavar="[--] CMD ...", help="what to run"),
     )),
     Command("ls", "List the jobs (the CLI prints a table; %job returns a DataFrame indexed by id).", (

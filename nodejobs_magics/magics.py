@@ -147,7 +147,9 @@ class JobMagics(Magics, Configurable):
             return None
         command = parsing.command_from_text(command_text)
         envs = ops.parse_env(args.env)
-        record = self.jobs.run(command, args.job_id, cwd=_path(args.cwd), envs=envs or None)
+        record = self.jobs.run(
+            command, args.job_id, cwd=_path(args.cwd), envs=envs or None, keep_leftovers=args.keep_leftovers
+        )
         print(summary(record))
         return record
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+from polling import pid_alive, wait_until
 
 from nodejobs.cli import main
 
@@ -321,3 +322,13 @@ def test_a_closed_pipe_ends_quietly_with_141(jobs, db_path):
     assert _pipe_to_head(console_script(), db_path, "logs", "big", "-f") == (141, "", "1")
     status, err, first = _pipe_to_head(console_script(), db_path, "ls")
     assert (status, err) == (141, "") and first.split()[0] == "ID"
+
+
+def test_keep_leftovers_leaves_a_background_child_running_until_stop(cli, jobs):
+    code, _, _ = cli("run", "--id", "kept", "--keep-leftovers", "--", "sleep 100 & echo $!")
+    assert code == 0
+    assert cli("wait", "kept")[0] == 0
+    child = int(jobs.job_logs("kept")[0])
+    assert pid_alive(child)
+    cli("stop", "kept")  # an ended job: stop still reaches what it left
+    wait_until(lambda: not pid_alive(child), message="the leftover to be ended")

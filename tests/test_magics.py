@@ -495,3 +495,13 @@ def test_tab_completion_through_the_completer(ip):
     assert completions(ip, "%job rerun d") == ["done-1"]
     assert completions(ip, "%job logs ") == ["done-1", "live-1"]
     assert "running" in completions(ip, "%job ls --status ru")
+
+
+def test_run_keep_leftovers(ip):
+    jobs = ip.magics_manager.registry["JobMagics"].jobs
+    ip.run_line_magic("job", "run --id kept --keep-leftovers -- 'sleep 100 & echo $!'")
+    jobs.wait("kept", timeout=30)
+    child = int(jobs.job_logs("kept")[0])
+    assert pid_alive(child)
+    ip.run_line_magic("job", "stop kept")
+    wait_until(lambda: not pid_alive(child), message="the leftover to be ended")
