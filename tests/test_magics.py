@@ -488,8 +488,9 @@ def test_tab_completion_through_the_completer(ip):
                    "stop", "wait", "watch"]  # fmt: skip
     assert completions(ip, "%job ") == subcommands  # no Python keywords (and, if, in, ...)
     assert completions(ip, "x = %job li") == ["list"]
-    assert completions(ip, "%job run --") == ["--cwd", "--env", "--help", "--id", "--keep-leftovers"]
-    assert completions(ip, "%job run -") == ["--cwd", "--env", "--help", "--id", "--keep-leftovers", "-e", "-h"]
+    long_options = ["--cwd", "--env", "--help", "--id", "--keep-leftovers"]
+    assert completions(ip, "%job run --") == long_options
+    assert completions(ip, "%job run -") == [*long_options, "-e", "-h"]
     assert completions(ip, "%job stop ") == ["live-1"]
     assert completions(ip, "%job rm ") == ["done-1"]
     assert completions(ip, "%job rerun d") == ["done-1"]
