@@ -289,8 +289,8 @@ class Lifecycle:
     def wait(self, record: JobRecord, timeout: float | None) -> bool:
         """Block until the record's run ends or ``timeout`` s pass; True if it ended."""
         handle = self.handle(record)
-        if handle is None:
-            time.sleep(min(timeout if timeout is not None else 0.05, 0.05))  # its start is under way
+        if handle is None:  # its start is under way in another thread or process: look again soon
+            threading.Event().wait(min(timeout if timeout is not None else 0.05, 0.05))
             return False
         return self.backend_for(record.backend or "local").wait(handle, timeout)
 

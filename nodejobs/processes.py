@@ -11,15 +11,13 @@ import psutil
 from .backends import Backends
 from .backends.base import Backend
 from .backends.host import is_alive
+from .backends.local import LOST_REASON, REBOOT_REASON
+from .backends.reaper import Reaper
 from .jobdb import JobDB
 from .lifecycle import LAUNCHER_LOST_REASON, NOT_STARTED_REASON, Lifecycle
 from .records import JobRecord
 
-__all__ = ["LAUNCHER_LOST_REASON", "LOST_REASON", "NOT_STARTED_REASON", "Processes"]
-
-from .backends.local import LOST_REASON, REBOOT_REASON
-
-__all__ += ["REBOOT_REASON"]
+__all__ = ["LAUNCHER_LOST_REASON", "LOST_REASON", "NOT_STARTED_REASON", "REBOOT_REASON", "Processes"]
 
 
 class Processes:
@@ -41,7 +39,8 @@ class Processes:
         self.lifecycle = lifecycle or Lifecycle(job_db, self.backends, startup_window)
 
     @property
-    def reaper(self):
+    def reaper(self) -> Reaper | None:
+        """The local backend's reaper thread, if it runs."""
         return getattr(self.backends("local"), "reaper", None)
 
     def run(
