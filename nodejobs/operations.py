@@ -18,10 +18,11 @@ from typing import Any
 from .errors import JobNotFoundError, JobStillRunningError, NodeJobsError
 from .preflight import check_env_name
 from .records import JobFilter, JobRecord, JobRecordDict, JobStatus
+from .states import STATUSES
 
 CLI, MAGIC = "cli", "magic"
 BOTH = frozenset({CLI, MAGIC})
-STATUS_CHOICES = ("active", "ended", *sorted(JobStatus.values()))
+STATUS_CHOICES = ("active", "ended", *STATUSES)
 FAILED_TAIL_LINES = 10
 
 # Exit statuses (the CLI's; the magics raise UsageError where these are non-zero for usage).

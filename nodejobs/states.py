@@ -29,7 +29,21 @@ class JobStatus(Choices):
 
 S = JobStatus
 ACTIVE_STATUSES = (S.c_queued, S.c_starting, S.c_running, S.c_stopping)
-FINAL_STATUSES = tuple(sorted(S.values() - set(ACTIVE_STATUSES)))
+FINAL_STATUSES = (S.c_finished, S.c_failed, S.c_stopped, S.c_failed_start, S.c_failed_stop)
+STATUSES = (*ACTIVE_STATUSES, *FINAL_STATUSES)  # every status, in the order faces list them
+
+# What each status means at a glance, for the faces' colours: waiting, running, ok, stopped or error.
+KINDS: dict[str, str] = {
+    S.c_queued: "waiting",
+    S.c_starting: "waiting",
+    S.c_running: "running",
+    S.c_stopping: "waiting",
+    S.c_finished: "ok",
+    S.c_failed: "error",
+    S.c_stopped: "stopped",
+    S.c_failed_start: "error",
+    S.c_failed_stop: "error",
+}
 
 TRANSITIONS: dict[str, frozenset[str]] = {
     S.c_queued: frozenset({S.c_starting, S.c_stopped, S.c_failed_start}),
@@ -41,6 +55,9 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 
 # Exit codes with which the shell says it could not run the program: 126 "cannot execute", 127 "not found".
 CANNOT_START_CODES = frozenset({126, 127})
+
+
+assert set(STATUSES) == S.values() == set(KINDS), "every status is listed, active or final, with a kind"
 
 
 class IllegalTransition(AssertionError):

@@ -30,13 +30,14 @@ from IPython import get_ipython
 from IPython.display import display
 
 from nodejobs import JobRecord, JobRecordDict, Jobs, NodeJobsError
+from nodejobs.states import STATUSES
 
 from .display import format_duration, format_time, set_value, status_html, summary
 from .logpane import LogPane
 
 log = logging.getLogger(__name__)
 
-FILTERS = ("all", "active", "ended", "running", "finished", "failed", "stopped", "failed_start")
+FILTERS = ("all", "active", "ended", *STATUSES)
 _CELLS = (  # (attribute, header, width)
     ("exit_code", "exit", "3.5em"),
     ("pid", "pid", "5.5em"),

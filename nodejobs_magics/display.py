@@ -14,21 +14,13 @@ from IPython import get_ipython
 from IPython.display import DisplayHandle
 
 from nodejobs.operations import format_duration, summary
-from nodejobs.records import JobStatus
+from nodejobs.states import KINDS
 
 __all__ = ["Progress", "format_duration", "format_time", "in_kernel", "set_value", "status_html", "summary"]
 
-S = JobStatus
-STATUS_COLOURS = {
-    S.c_starting: "#b8860b",
-    S.c_running: "#1565c0",
-    S.c_stopping: "#b8860b",
-    S.c_stopped: "#6d4c41",
-    S.c_finished: "#2e7d32",
-    S.c_failed: "#c62828",
-    S.c_failed_start: "#c62828",
-    S.c_failed_stop: "#c62828",
-}
+KIND_COLOURS = {"waiting": "#b8860b", "running": "#1565c0", "ok": "#2e7d32", "stopped": "#6d4c41",
+                "error": "#c62828"}  # fmt: skip
+STATUS_COLOURS = {status: KIND_COLOURS[kind] for status, kind in KINDS.items()}
 
 
 def status_html(status: str | None) -> str:
