@@ -64,19 +64,10 @@ class IllegalTransition(AssertionError):
     """A status change the table does not allow: a bug in nodejobs, never a user error."""
 
 
-def is_active(status: str | None) -> bool:
-    return status in ACTIVE_STATUSES
-
-
 def check_transition(old: str | None, new: str) -> None:
     """Raise ``IllegalTransition`` unless a job may go from ``old`` to ``new``."""
     if new not in TRANSITIONS.get(old or "", frozenset()):
         raise IllegalTransition(f"illegal job status change {old!r} -> {new!r}")
-
-
-def sources(new: str) -> tuple[str, ...]:
-    """The statuses from which a job may move to ``new``."""
-    return tuple(sorted(old for old, targets in TRANSITIONS.items() if new in targets))
 
 
 def ended_status(current: str, exit_code: int | None) -> str:
