@@ -2,9 +2,9 @@
 
 Each job runs as::
 
-    sh supervisor (session leader)  ->  payload: the user's program (its own session and group)
+    sh supervisor (session and process-group leader)  ->  payload: the user's program
 
-The supervisor (``supervisor.sh``, ``/bin/sh``: dash on Debian, well under 1 MB) waits for the payload,
+The supervisor (``nodejobs-supervisor``, ``/bin/sh``: dash on Debian, well under 1 MB) waits for the payload,
 writes its exit code to the exit file and exits with the same code; so the end is recorded even if
 the Python process that launched the job is gone. The handle names both processes by pid, start time
 and boot id (``host``), so a recycled pid is never mistaken for a job. What a job leaves running when
@@ -17,6 +17,7 @@ import logging
 import math
 import os
 import select
+import signal
 import socket
 import subprocess
 import sys
@@ -45,10 +46,12 @@ from .reaper import Reaper
 
 log = logging.getLogger(__name__)
 
-SUPERVISOR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "supervisor.sh")
+SUPERVISOR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "nodejobs-supervisor")
+# Signals a launcher may ignore (nohup, `cmd &`) that a job must not inherit ignored: a shell cannot
+# undo an ignore it started with, so the supervisor is then started through env(1), which can.
+_RESETTABLE = {"INT": signal.SIGINT, "QUIT": signal.SIGQUIT, "HUP": signal.SIGHUP, "TERM": signal.SIGTERM}
 LEFTOVER_GRACE = 3.0  # seconds leftovers get between SIGTERM and SIGKILL when a job ends
-_WAITING_CMDLINE = b"/bin/sh\0-c\0echo $$ >&3; IFS= read -r go <&3"
-_STAGES = (b"setsid\0", b"env\0--default-signal")  # exec steps between "go" and the program
+SETTLE_STEP = 0.0002  # seconds between looks at a just-released program
 REBOOT_REASON = "the machine restarted while the job was active"
 LOST_REASON = "the supervisor ended without recording an exit code (killed, or the machine restarted)"
 _MAX_POLL_MS = 2**31 - 1
@@ -91,6 +94,9 @@ class LocalBackend(Backend):
             "1" if spec.keep_leftovers else "0", sys.executable, *spec.argv,
         ]  # fmt: skip
         try:
+            ignored = _ignored_signals()
+            if ignored:
+                argv = ["env", f"--default-signal={','.join(ignored)}", "/bin/sh", *argv[1:]]
             for path in (spec.exit_path, spec.out_path, spec.err_path):
                 remove_if_exists(path)
             channel, supervisor_end = socket.socketpair()
@@ -129,7 +135,8 @@ class LocalBackend(Backend):
             err_fd = os.open(spec.err_path, flags, 0o600)
             try:
                 return subprocess.Popen(
-                    argv, executable="/bin/sh", stdin=stdin, stdout=out_fd, stderr=err_fd,
+                    argv, executable=None if argv[0] == "env" else "/bin/sh", stdin=stdin, stdout=out_fd,
+                    stderr=err_fd,
                     cwd=spec.cwd, env=spec.env, start_new_session=True,
                 )  # fmt: skip
             finally:
@@ -185,7 +192,7 @@ class LocalBackend(Backend):
                 return True
         try:
             with open(f"/proc/{handle['pid'][0]}/cmdline", "rb") as f:
-                return not f.read().startswith(_WAITING_CMDLINE)
+                return not _is_supervisor(f.read())
         except (OSError, ValueError, TypeError):
             return True
 
@@ -210,10 +217,12 @@ class LocalBackend(Backend):
         """Wait until the program has ended or is blocked waiting for something (as a long-running
         job soon is), at most ``timeout`` s: a program that cannot run is then seen ended at once."""
         deadline = time.monotonic() + timeout
-        pid = handle["pid"][0]
-        while not self.wait(handle, 0.0005):
-            if time.monotonic() > deadline or _blocked_in_program(pid):
+        pid, start = handle["pid"]
+        while host.is_alive(pid, start, handle.get("boot")):
+            if _blocked_in_program(pid) or time.monotonic() > deadline:
                 return
+            time.sleep(SETTLE_STEP)  # a bounded look at a process just started, not a synchronisation
+        self._await_exit_record(handle, deadline - time.monotonic())  # it ended: its exit file is next
 
     # -- ending ------------------------------------------------------------------------------------
 
@@ -224,7 +233,7 @@ class LocalBackend(Backend):
             members = find_members(
                 handle.get("run"),
                 roots=[(sup_pid, sup_start), tuple(handle["pid"])],
-                group=handle["pid"][0],
+                group=sup_pid,
                 boot=handle.get("boot"),
                 spare=[sup_pid],  # left alive to record the exit code
             )
@@ -245,8 +254,11 @@ class LocalBackend(Backend):
         """Wait until the end of a job whose processes are gone is observable (its supervisor writes
         the exit file right after its program ends)."""
         deadline = time.monotonic() + timeout
-        while not self._observe(handle).ended and time.monotonic() < deadline:
-            self.wait(handle, 0.01)
+        sup_pid, sup_start = handle["supervisor"]
+        while read_exit_file(handle["exit"], sup_pid) is None and time.monotonic() < deadline:
+            if not host.is_alive(sup_pid, sup_start, handle.get("boot")):
+                return  # gone without writing it: observed as such
+            time.sleep(SETTLE_STEP)
 
     def output(self, handle: Handle) -> tuple[str, str]:
         return handle["out"], handle["err"]
@@ -338,7 +350,20 @@ def _blocked_in_program(pid: int) -> bool:
             cmdline = f.read()
     except OSError:
         return False
-    return not cmdline.startswith(_WAITING_CMDLINE) and not cmdline.startswith(_STAGES)
+    return not _is_supervisor(cmdline)
+
+
+def _is_supervisor(cmdline: bytes) -> bool:
+    """Whether a command line is the supervisor's (the payload runs it until it is let go)."""
+    words = cmdline.split(b"\0")
+    return len(words) > 1 and words[1] == os.fsencode(SUPERVISOR)
+
+
+def _ignored_signals() -> list[str]:
+    """The resettable signals this process ignores (read from the kernel: what a child inherits)."""
+    with open("/proc/self/status") as f:
+        mask = next(int(line.split()[1], 16) for line in f if line.startswith("SigIgn:"))
+    return [name for name, number in _RESETTABLE.items() if mask & (1 << (number - 1))]
 
 
 def _read_pid(fd: int, timeout: float = 10.0) -> int | None:
