@@ -48,7 +48,7 @@ _THIS: dict[int, int | None] = {}
 
 
 def this_process() -> tuple[int, int | None]:
-    """``(pid, start ticks)`` of the calling process (read once per process)."""
+    """``(pid, start ticks)`` of the calling process (read once per process, at import)."""
     pid = os.getpid()
     if pid not in _THIS:
         found = proc_start(pid)
@@ -73,3 +73,6 @@ def launcher_alive(record: Mapping[str, Any]) -> bool:
     if record.get("launcher_pid") is None:
         return True
     return is_alive(record["launcher_pid"], record.get("launcher_start"), record.get("boot_id"))
+
+
+this_process()  # now, while file descriptors are surely to be had

@@ -83,6 +83,7 @@ class LocalBackend(Backend):
         self._held: dict[str, socket.socket] = {}
         self._children: dict[int, subprocess.Popen] = {}  # supervisors this instance started, by pid
         self._released: set[str] = set()  # runs this instance let go (their shell may not know yet)
+        self._recorded: set[int] = set()  # supervisors whose job's end is recorded, not yet reaped
         self._lock = threading.Lock()
 
     # -- creating ----------------------------------------------------------------------------------
@@ -105,6 +106,8 @@ class LocalBackend(Backend):
         try:
             popen = self._spawn(argv, spec, supervisor_end)
             pid = _read_pid(channel.fileno())
+            sup = host.proc_start(popen.pid)
+            started = host.proc_start(pid) if pid is not None else None
         except (OSError, ValueError) as exc:
             channel.close()  # a supervisor that got this far sees EOF and exits without starting
             raise SubmitError(f"cannot start: {getattr(exc, 'strerror', None) or exc}") from None
@@ -113,7 +116,6 @@ class LocalBackend(Backend):
         if pid is None:
             channel.close()
             raise SubmitError("cannot start: the supervisor did not report the program's pid")
-        sup, started = host.proc_start(popen.pid), host.proc_start(pid)
         handle = {
             "supervisor": [popen.pid, sup[0] if sup else 0],
             "pid": [pid, started[0] if started else None],
@@ -295,19 +297,26 @@ class LocalBackend(Backend):
 
         def ended(code: int | None) -> None:
             on_end()
-            if code is not None:  # reaped: its end is folded, nothing more to keep
+            if code is not None:  # reaped; its status is kept until its end is recorded (forget)
                 with self._lock:
-                    self._children.pop(popen.pid, None)
+                    if popen.pid in self._recorded:
+                        self._recorded.discard(popen.pid)
+                        self._children.pop(popen.pid, None)
 
         self._reaper.watch(popen, handle["exit"], ended)
 
     def forget(self, handle: Handle) -> None:
-        """Drop what this instance holds of a job whose end is recorded (once it is reaped)."""
+        """Drop what this instance holds of a job whose end is recorded (its supervisor's exit status
+        is kept until then: without an exit file, e.g. on a full disk, it is the only record)."""
         with self._lock:
             self._released.discard(handle.get("run"))
             child = self._children.get(handle["supervisor"][0])
-            if child is not None and child.returncode is not None:
+            if child is None:
+                return
+            if child.returncode is not None:
                 del self._children[child.pid]
+            else:
+                self._recorded.add(child.pid)  # dropped once the reaper has reaped it
 
     @property
     def reaper(self) -> Reaper | None:
