@@ -16,15 +16,19 @@ from typing import Any
 
 from . import logs
 from .errors import DatabaseError, JobExistsError, UnknownFieldError
+from .queries import JobQuery
 from .records import ACTIVE_STATUSES, JobFilter, JobRecord, JobRecordDict, JobStatus, validate_job_id
 from .states import check_transition
 
 __all__ = ["JobDB", "JobFilter", "JobRecord", "JobRecordDict"]
 
-_SQL_TYPES = {str: "TEXT", int: "INTEGER", bool: "INTEGER", datetime: "REAL", JobStatus: "TEXT"}
+_SQL_TYPES = {
+    str: "TEXT", int: "INTEGER", float: "REAL", bool: "INTEGER", datetime: "REAL", JobStatus: "TEXT",
+}  # fmt: skip
 COLUMNS = tuple(JobRecord._types)
-_DATETIME_COLUMNS = frozenset(k for k, t in JobRecord._types.items() if t is datetime)
-_BOOL_COLUMNS = frozenset(k for k, t in JobRecord._types.items() if t is bool)
+_DATETIME_COLUMNS = tuple(k for k, t in JobRecord._types.items() if t is datetime)
+_BOOL_COLUMNS = tuple(k for k, t in JobRecord._types.items() if t is bool)
+_SELECT = f"SELECT {', '.join(COLUMNS)} FROM jobs"
 
 _DDL = (
     "CREATE TABLE IF NOT EXISTS jobs ("
@@ -34,6 +38,26 @@ _DDL = (
     )
     + ")",
     "CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status)",
+)
+# The change counter: every insert, update and deletion of a row takes the next ``seq`` (in the same
+# statement, by trigger), so a reader can ask for only what changed since the number it last saw.
+_CHANGES_DDL = (
+    "CREATE TABLE IF NOT EXISTS jobs_counter (id INTEGER PRIMARY KEY CHECK (id = 0), seq INTEGER NOT NULL)",
+    "INSERT OR IGNORE INTO jobs_counter VALUES (0, COALESCE((SELECT MAX(seq) FROM jobs), 0))",
+    "CREATE TABLE IF NOT EXISTS jobs_deleted (self_id TEXT PRIMARY KEY, seq INTEGER NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS jobs_seq ON jobs (seq)",
+    "CREATE INDEX IF NOT EXISTS jobs_started ON jobs (started_at)",
+    "CREATE INDEX IF NOT EXISTS jobs_deleted_seq ON jobs_deleted (seq)",
+    "CREATE TRIGGER IF NOT EXISTS jobs_seq_insert AFTER INSERT ON jobs BEGIN"
+    " UPDATE jobs_counter SET seq = seq + 1;"
+    " UPDATE jobs SET seq = (SELECT seq FROM jobs_counter) WHERE rowid = NEW.rowid;"
+    " DELETE FROM jobs_deleted WHERE self_id = NEW.self_id; END",
+    "CREATE TRIGGER IF NOT EXISTS jobs_seq_update AFTER UPDATE ON jobs WHEN NEW.seq IS OLD.seq BEGIN"
+    " UPDATE jobs_counter SET seq = seq + 1;"
+    " UPDATE jobs SET seq = (SELECT seq FROM jobs_counter) WHERE rowid = NEW.rowid; END",
+    "CREATE TRIGGER IF NOT EXISTS jobs_seq_delete AFTER DELETE ON jobs BEGIN"
+    " UPDATE jobs_counter SET seq = seq + 1;"
+    " INSERT OR REPLACE INTO jobs_deleted VALUES (OLD.self_id, (SELECT seq FROM jobs_counter)); END",
 )
 _ACTIVE_SQL = ", ".join(f"'{s}'" for s in ACTIVE_STATUSES)
 
@@ -51,17 +75,24 @@ def _to_sql(key: str, value: Any) -> Any:
     return value
 
 
-def _row_to_record(names: tuple[str, ...], row: tuple) -> JobRecord:
-    data = {}
-    for name, value in zip(names, row):
-        if value is None:
-            continue
-        if name in _DATETIME_COLUMNS:
-            value = datetime.fromtimestamp(value, timezone.utc)
-        elif name in _BOOL_COLUMNS:
-            value = bool(value)
-        data[name] = value
-    return JobRecord.trusted(data)
+_new_record = JobRecord.__new__
+_fromtimestamp = datetime.fromtimestamp
+_UTC = timezone.utc
+
+
+def _row_to_record(row: tuple) -> JobRecord:
+    """A record from a row of ``_SELECT`` (the hot path of every listing: kept lean)."""
+    record = _new_record(JobRecord)
+    dict.update(record, {name: value for name, value in zip(COLUMNS, row) if value is not None})
+    for name in _DATETIME_COLUMNS:
+        value = dict.get(record, name)
+        if value is not None:
+            dict.__setitem__(record, name, _fromtimestamp(value, _UTC))
+    for name in _BOOL_COLUMNS:
+        value = dict.get(record, name)
+        if value is not None:
+            dict.__setitem__(record, name, bool(value))
+    return record
 
 
 class JobDB:
@@ -87,6 +118,8 @@ class JobDB:
             for statement in _DDL:
                 self._conn.execute(statement)
             self._add_missing_columns()
+            for statement in _CHANGES_DDL:
+                self._conn.execute(statement)
         except (OSError, sqlite3.Error) as exc:
             if getattr(self, "_conn", None) is not None:
                 self._conn.close()  # no open file left behind (it would keep a mount busy, for one)
@@ -95,7 +128,7 @@ class JobDB:
 
     def _add_missing_columns(self) -> None:
         present = {row[1] for row in self._conn.execute("PRAGMA table_info(jobs)")}
-        for name, kind in JobRecord._types.items():
+        for name, kind in {**JobRecord._types, "seq": int}.items():
             if name not in present:
                 self._conn.execute(f"ALTER TABLE jobs ADD COLUMN {name} {_SQL_TYPES[kind]}")
 
@@ -108,9 +141,10 @@ class JobDB:
         except (OverflowError, UnicodeEncodeError) as exc:  # a value SQLite cannot hold: nothing was written
             raise ValueError(f"job database {self.db_file}: cannot store a value: {exc}") from exc
 
-    def _query(self, where: str = "", params: Iterable[Any] = ()) -> list[JobRecord]:
-        sql = f"SELECT {', '.join(COLUMNS)} FROM jobs {where} ORDER BY started_at, rowid"
-        return [_row_to_record(COLUMNS, row) for row in self._execute(sql, params)]
+    def _query(
+        self, where: str = "", params: Iterable[Any] = (), order: str = "ORDER BY started_at, rowid"
+    ) -> list[JobRecord]:
+        return [_row_to_record(row) for row in self._execute(f"{_SELECT} {where} {order}", params)]
 
     # -- paths -----------------------------------------------------------------------------------
 
@@ -206,18 +240,50 @@ class JobDB:
         found = self._query("WHERE self_id = ?", [validate_job_id(job_id)])
         return found[0] if found else None
 
-    def list_status(self, filter: JobFilter | dict | None = None) -> JobRecordDict:
-        """Records matching every field of ``filter`` (equality), oldest first."""
-        if filter is not None and not isinstance(filter, JobFilter):
-            filter = JobFilter(filter)
-        criteria = {k: v for k, v in (filter or {}).items() if v is not None}
-        _check_columns(criteria)  # even for a JobFilter built with trusted()
-        where = " AND ".join(f"{k} = ?" for k in criteria)
-        records = self._query(f"WHERE {where}" if where else "", (_to_sql(k, v) for k, v in criteria.items()))
+    def list_status(self, query: JobQuery | JobFilter | dict | None = None) -> JobRecordDict:
+        """Records matching ``query`` (or every field of a filter, by equality), in its order (default:
+        oldest first); filtering, ordering and the limit are done by SQLite."""
+        query = query if isinstance(query, JobQuery) else JobQuery.make(query)
+        _check_columns(name for name, _ in query.fields)  # even for a JobFilter built with trusted()
+        where, params = query.where()
+        order, more = query.tail()
         out = JobRecordDict()
-        for rec in records:
+        for rec in self._query(where, [*params, *more], order):
             dict.__setitem__(out, rec.self_id, rec)
         return out
+
+    def count(self, query: JobQuery | None = None) -> int:
+        """How many records match ``query`` (its order and limit aside)."""
+        where, params = (query or JobQuery()).where()
+        return self._execute(f"SELECT COUNT(*) FROM jobs {where}", params)[0][0]
+
+    def change_number(self) -> int:
+        """The number of the latest change (insert, update or deletion) of any record."""
+        return self._execute("SELECT seq FROM jobs_counter")[0][0]
+
+    def changes(self, since: int) -> tuple[int, list[JobRecord], list[str]]:
+        """``(number, changed, deleted)``: the records written and the ids deleted after change ``since``;
+        ``number`` is the one to pass next time. Costs what changed, not the size of the history."""
+        number = self.change_number()  # read first: nothing after ``since`` up to it can be missed
+        changed = self._query("WHERE seq > ?", [since], "ORDER BY seq")
+        rows = self._execute("SELECT self_id FROM jobs_deleted WHERE seq > ?", [since])
+        deleted = [row[0] for row in rows]
+        return number, changed, [i for i in deleted if all(r.self_id != i for r in changed)]
+
+    def record_peaks(self, peaks: Iterable[tuple[str, str | None, int]]) -> None:
+        """Raise ``max_rss`` to each ``(job_id, run_id, rss)`` where it is higher than the one recorded."""
+        rows = [(rss, job_id, run_id, rss) for job_id, run_id, rss in peaks]
+        if not rows:
+            return
+        try:
+            with self._lock:
+                self._conn.executemany(
+                    "UPDATE jobs SET max_rss = ? WHERE self_id = ? AND run_id IS ? "
+                    "AND (max_rss IS NULL OR max_rss < ?)",
+                    rows,
+                )
+        except sqlite3.Error as exc:
+            raise DatabaseError(f"job database {self.db_file}: {exc}") from exc
 
     def list_active(self) -> list[JobRecord]:
         """Records whose status is active (queued, starting, running or stopping)."""
@@ -227,6 +293,13 @@ class JobDB:
         """Job ids that start with ``prefix``."""
         sql = "SELECT self_id FROM jobs WHERE substr(self_id, 1, ?) = ?"
         rows = self._execute(sql, [len(prefix), prefix])
+        return [row[0] for row in rows]
+
+    def ids(self, query: JobQuery) -> list[str]:
+        """The ids of the records matching ``query``, in its order."""
+        where, params = query.where()
+        order, more = query.tail()
+        rows = self._execute(f"SELECT self_id FROM jobs {where} {order}", [*params, *more])
         return [row[0] for row in rows]
 
     def delete(self, job_id: str) -> None:

@@ -39,6 +39,20 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     **{final: frozenset() for final in FINAL_STATUSES},
 }
 
+# How every face colours a status (the dashboard, the timeline picture).
+STATUS_COLOURS: dict[str, str] = {
+    S.c_queued: "#757575",
+    S.c_starting: "#b8860b",
+    S.c_running: "#1565c0",
+    S.c_stopping: "#b8860b",
+    S.c_stopped: "#6d4c41",
+    S.c_finished: "#2e7d32",
+    S.c_failed: "#c62828",
+    S.c_failed_start: "#c62828",
+    S.c_failed_stop: "#c62828",
+}
+UNKNOWN_COLOUR = "#555555"
+
 # Exit codes with which the shell says it could not run the program: 126 "cannot execute", 127 "not found".
 CANNOT_START_CODES = frozenset({126, 127})
 

@@ -14,26 +14,14 @@ from IPython import get_ipython
 from IPython.display import DisplayHandle
 
 from nodejobs.operations import format_duration, summary
-from nodejobs.records import JobStatus
+from nodejobs.states import STATUS_COLOURS, UNKNOWN_COLOUR
 
 __all__ = ["Progress", "format_duration", "format_time", "in_kernel", "set_value", "status_html", "summary"]
-
-S = JobStatus
-STATUS_COLOURS = {
-    S.c_starting: "#b8860b",
-    S.c_running: "#1565c0",
-    S.c_stopping: "#b8860b",
-    S.c_stopped: "#6d4c41",
-    S.c_finished: "#2e7d32",
-    S.c_failed: "#c62828",
-    S.c_failed_start: "#c62828",
-    S.c_failed_stop: "#c62828",
-}
 
 
 def status_html(status: str | None) -> str:
     """The status as a coloured, bold span."""
-    colour = STATUS_COLOURS.get(status or "", "#555")
+    colour = STATUS_COLOURS.get(status or "", UNKNOWN_COLOUR)
     return f"<span style='color:{colour};font-weight:bold'>{html.escape(status or '?')}</span>"
 
 

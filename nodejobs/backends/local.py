@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 import select
 import socket
 import subprocess
@@ -39,8 +40,10 @@ from .base import (
     JobSpec,
     Observation,
     SubmitError,
+    Usage,
 )
 from .local_procs import close_all, find_members, terminate
+from .local_usage import UsageMeter
 from .reaper import Reaper
 
 log = logging.getLogger(__name__)
@@ -52,6 +55,7 @@ _STAGES = (b"setsid\0", b"env\0--default-signal")  # exec steps between "go" and
 REBOOT_REASON = "the machine restarted while the job was active"
 LOST_REASON = "the supervisor ended without recording an exit code (killed, or the machine restarted)"
 _MAX_POLL_MS = 2**31 - 1
+_TIMES = re.compile(rb"(\d+)m(\d+(?:[.,]\d+)?)s")
 
 
 def _poll_ms(timeout: float | None) -> int | None:
@@ -79,6 +83,7 @@ class LocalBackend(Backend):
         self._reaper = Reaper() if reaper else None
         self._held: dict[str, socket.socket] = {}
         self._children: dict[int, subprocess.Popen] = {}  # supervisors this instance started, by pid
+        self._meter = UsageMeter()
         self._lock = threading.Lock()
 
     # -- creating ----------------------------------------------------------------------------------
@@ -183,6 +188,11 @@ class LocalBackend(Backend):
         except (OSError, ValueError, TypeError):
             return True
 
+    def usage(self, handles: Sequence[Handle]) -> list[Usage | None]:
+        """CPU and memory of the jobs' process trees, all measured in one read of ``/proc``
+        (``local_usage``)."""
+        return self._meter.usage(handles)
+
     def wait(self, handle: Handle, timeout: float | None) -> bool:
         boot = handle.get("boot")
         for pid, start in (handle["supervisor"], handle["pid"]):
@@ -274,6 +284,7 @@ class LocalBackend(Backend):
 
     def forget(self, handle: Handle) -> None:
         """Drop what this instance holds of a job whose end is recorded (once it is reaped)."""
+        self._meter.forget(handle.get("run"))
         with self._lock:
             child = self._children.get(handle["supervisor"][0])
             if child is not None and child.returncode is not None:
@@ -289,7 +300,11 @@ class LocalBackend(Backend):
 
 
 def read_exit_file(path: str, supervisor_pid: int | None = None) -> Observation | None:
-    """The end a supervisor (``supervisor_pid``, if given) wrote to ``path``, or None if not yet."""
+    """The end a supervisor (``supervisor_pid``, if given) wrote to ``path``, or None if not yet.
+
+    Line 1 is ``CODE WRITER STARTED``; lines 2-3 the output of the shell's ``times``: the shell's own
+    user and system time, then its children's — the job's CPU time, its whole tree (what was reaped).
+    """
     try:
         with open(path, "rb") as f:
             lines = f.read().split(b"\n")
@@ -307,7 +322,17 @@ def read_exit_file(path: str, supervisor_pid: int | None = None) -> Observation 
     if supervisor_pid is not None and writer is not None and writer != supervisor_pid:
         return None  # written by the supervisor of another run of this id
     ended_at = datetime.fromtimestamp(ended, timezone.utc)
-    return Observation(ENDED, exit_code=code, ended_at=ended_at, started=started)
+    return Observation(ENDED, exit_code=code, ended_at=ended_at, started=started, cpu_time=_cpu_time(lines))
+
+
+def _cpu_time(lines: list[bytes]) -> float | None:
+    """Children's user + system seconds from the ``times`` lines of an exit file, or None."""
+    if len(lines) < 3:
+        return None
+    found = _TIMES.findall(lines[2])
+    if len(found) != 2:
+        return None
+    return sum(int(minutes) * 60 + float(secs.replace(b",", b".")) for minutes, secs in found)
 
 
 def _blocked_in_program(pid: int) -> bool:
