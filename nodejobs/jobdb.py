@@ -12,7 +12,7 @@ import sqlite3
 import threading
 from collections.abc import Iterable
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, NamedTuple
 
 from . import logs
 from .errors import DatabaseError, JobExistsError, UnknownFieldError
@@ -20,7 +20,7 @@ from .queries import JobQuery
 from .records import ACTIVE_STATUSES, JobFilter, JobRecord, JobRecordDict, JobStatus, validate_job_id
 from .states import check_transition
 
-__all__ = ["JobDB", "JobFilter", "JobRecord", "JobRecordDict"]
+__all__ = ["Changes", "JobDB", "JobFilter", "JobRecord", "JobRecordDict"]
 
 _SQL_TYPES = {
     str: "TEXT", int: "INTEGER", float: "REAL", bool: "INTEGER", datetime: "REAL", JobStatus: "TEXT",
@@ -40,23 +40,26 @@ _DDL = (
     "CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status)",
 )
 # The change counter: every insert, update and deletion of a row takes the next ``seq`` (in the same
-# statement, by trigger), so a reader can ask for only what changed since the number it last saw.
+# statement, by trigger), so a reader can ask for only what changed since the number it last saw. The
+# counter's row also keeps the number of records.
 _CHANGES_DDL = (
-    "CREATE TABLE IF NOT EXISTS jobs_counter (id INTEGER PRIMARY KEY CHECK (id = 0), seq INTEGER NOT NULL)",
-    "INSERT OR IGNORE INTO jobs_counter VALUES (0, COALESCE((SELECT MAX(seq) FROM jobs), 0))",
+    "CREATE TABLE IF NOT EXISTS jobs_counter (id INTEGER PRIMARY KEY CHECK (id = 0), seq INTEGER NOT NULL,"
+    " records INTEGER NOT NULL)",
+    "INSERT OR IGNORE INTO jobs_counter VALUES (0, COALESCE((SELECT MAX(seq) FROM jobs), 0),"
+    " (SELECT COUNT(*) FROM jobs))",
     "CREATE TABLE IF NOT EXISTS jobs_deleted (self_id TEXT PRIMARY KEY, seq INTEGER NOT NULL)",
     "CREATE INDEX IF NOT EXISTS jobs_seq ON jobs (seq)",
     "CREATE INDEX IF NOT EXISTS jobs_started ON jobs (started_at)",
     "CREATE INDEX IF NOT EXISTS jobs_deleted_seq ON jobs_deleted (seq)",
     "CREATE TRIGGER IF NOT EXISTS jobs_seq_insert AFTER INSERT ON jobs BEGIN"
-    " UPDATE jobs_counter SET seq = seq + 1;"
+    " UPDATE jobs_counter SET seq = seq + 1, records = records + 1;"
     " UPDATE jobs SET seq = (SELECT seq FROM jobs_counter) WHERE rowid = NEW.rowid;"
     " DELETE FROM jobs_deleted WHERE self_id = NEW.self_id; END",
     "CREATE TRIGGER IF NOT EXISTS jobs_seq_update AFTER UPDATE ON jobs WHEN NEW.seq IS OLD.seq BEGIN"
     " UPDATE jobs_counter SET seq = seq + 1;"
     " UPDATE jobs SET seq = (SELECT seq FROM jobs_counter) WHERE rowid = NEW.rowid; END",
     "CREATE TRIGGER IF NOT EXISTS jobs_seq_delete AFTER DELETE ON jobs BEGIN"
-    " UPDATE jobs_counter SET seq = seq + 1;"
+    " UPDATE jobs_counter SET seq = seq + 1, records = records - 1;"
     " INSERT OR REPLACE INTO jobs_deleted VALUES (OLD.self_id, (SELECT seq FROM jobs_counter)); END",
 )
 _ACTIVE_SQL = ", ".join(f"'{s}'" for s in ACTIVE_STATUSES)
@@ -93,6 +96,15 @@ def _row_to_record(row: tuple) -> JobRecord:
         if value is not None:
             dict.__setitem__(record, name, bool(value))
     return record
+
+
+class Changes(NamedTuple):
+    """What changed in a database after a change number (``JobDB.changes``)."""
+
+    number: int  # the latest change: pass it next time
+    total: int  # how many records there are now
+    changed: list[JobRecord]  # written (inserted or updated), in the order of their changes
+    deleted: list[str]  # ids deleted (and not written again since)
 
 
 class JobDB:
@@ -257,18 +269,15 @@ class JobDB:
         where, params = (query or JobQuery()).where()
         return self._execute(f"SELECT COUNT(*) FROM jobs {where}", params)[0][0]
 
-    def change_number(self) -> int:
-        """The number of the latest change (insert, update or deletion) of any record."""
-        return self._execute("SELECT seq FROM jobs_counter")[0][0]
-
-    def changes(self, since: int) -> tuple[int, list[JobRecord], list[str]]:
-        """``(number, changed, deleted)``: the records written and the ids deleted after change ``since``;
-        ``number`` is the one to pass next time. Costs what changed, not the size of the history."""
-        number = self.change_number()  # read first: nothing after ``since`` up to it can be missed
+    def changes(self, since: int) -> Changes:
+        """The records written and the ids deleted after change number ``since`` (0: all records), with
+        the number to pass next time. Costs what changed, not the size of the history."""
+        # The number is read first: nothing after ``since`` up to it can be missed.
+        number, total = self._execute("SELECT seq, records FROM jobs_counter")[0]
         changed = self._query("WHERE seq > ?", [since], "ORDER BY seq")
+        written = {r.self_id for r in changed}
         rows = self._execute("SELECT self_id FROM jobs_deleted WHERE seq > ?", [since])
-        deleted = [row[0] for row in rows]
-        return number, changed, [i for i in deleted if all(r.self_id != i for r in changed)]
+        return Changes(number, total, changed, [row[0] for row in rows if row[0] not in written])
 
     def record_peaks(self, peaks: Iterable[tuple[str, str | None, int]]) -> None:
         """Raise ``max_rss`` to each ``(job_id, run_id, rss)`` where it is higher than the one recorded."""

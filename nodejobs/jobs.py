@@ -15,7 +15,7 @@ from . import logs
 from .backends import Backends, check_backend_name
 from .backends.base import Backend
 from .errors import JobExistsError, JobNotFoundError, JobStillRunningError, MissingEnvError
-from .jobdb import JobDB
+from .jobdb import Changes, JobDB
 from .lifecycle import Lifecycle
 from .processes import Processes
 from .queries import JobQuery, TimeSpec
@@ -254,10 +254,10 @@ class Jobs:
         used = self.lifecycle.usage(active)
         return JobUsageDict({r.self_id: JobUsage.of(r, used[r.self_id]) for r in active if r.self_id in used})
 
-    def changes(self, since: int = 0) -> tuple[int, list[JobRecord], list[str]]:
-        """``(number, changed, deleted)``: records written and ids deleted after change number ``since``
-        (0: everything); pass ``number`` next time. Its cost follows what changed, not the history.
-        Active jobs are not brought up to date first (``list_status`` or ``usage`` do that)."""
+    def changes(self, since: int = 0) -> Changes:
+        """Records written and ids deleted after change number ``since`` (0: all), the number of records,
+        and the change number to pass next time; the cost follows what changed, not the history. Active
+        jobs are not brought up to date first (``list_status`` or ``usage`` do that)."""
         return self.jobdb.changes(since)
 
     def timeline(self, filter: JobFilter | dict | None = None, **criteria: Any) -> Any:

@@ -32,7 +32,7 @@ def draw_timeline(records: Iterable[JobRecord], title: str = "jobs") -> Any:
     from matplotlib.patches import Patch
 
     now = datetime.now(timezone.utc)
-    shown = [r for r in records if r.started_at is not None]
+    shown = sorted((r for r in records if r.started_at is not None), key=lambda r: r.started_at)
     fig, ax = plt.subplots(figsize=(8, 0.6 + 0.32 * max(len(shown), 1)))
     for row, record in enumerate(shown):
         end = record.ended_at or (now if record.is_active else record.last_update) or record.started_at

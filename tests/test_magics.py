@@ -485,7 +485,7 @@ def test_tab_completion_through_the_completer(ip):
     job(ip, "run --id live-1 -- sleep 30")
     finished(ip, job(ip, "run --id done-1 -- true").self_id)
     subcommands = ["clean", "db", "follow", "help", "list", "logs", "ls", "rerun", "rm", "run", "status",
-                   "stop", "wait", "watch"]  # fmt: skip
+                   "stop", "timeline", "top", "wait", "watch"]  # fmt: skip
     assert completions(ip, "%job ") == subcommands  # no Python keywords (and, if, in, ...)
     assert completions(ip, "x = %job li") == ["list"]
     assert completions(ip, "%job run --") == ["--cwd", "--env", "--help", "--id"]

@@ -40,10 +40,15 @@ def _scan() -> dict[int, _Proc]:
         if not name.isdigit():
             continue
         try:
-            with open(f"/proc/{name}/stat", "rb") as f:
-                stat = f.read()
+            fd = os.open(f"/proc/{name}/stat", os.O_RDONLY)
         except OSError:
             continue
+        try:
+            stat = os.read(fd, 4096)
+        except OSError:
+            continue
+        finally:
+            os.close(fd)
         fields = stat[stat.rindex(b")") + 2 :].split()
         if fields[0] == b"Z":
             continue
