@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 from . import logs
 from .errors import DatabaseError, JobExistsError, UnknownFieldError
 from .queries import JobQuery
+from .record_cache import RecordCache, gc_paused
 from .records import ACTIVE_STATUSES, JobFilter, JobRecord, JobRecordDict, JobStatus, validate_job_id
 from .states import check_transition
 
@@ -28,7 +29,8 @@ _SQL_TYPES = {
 COLUMNS = tuple(JobRecord._types)
 _DATETIME_COLUMNS = tuple(k for k, t in JobRecord._types.items() if t is datetime)
 _BOOL_COLUMNS = tuple(k for k, t in JobRecord._types.items() if t is bool)
-_SELECT = f"SELECT {', '.join(COLUMNS)} FROM jobs"
+_FIELDS = ", ".join(COLUMNS)
+_SELECT = f"SELECT {_FIELDS} FROM jobs"
 
 _DDL = (
     "CREATE TABLE IF NOT EXISTS jobs ("
@@ -45,11 +47,9 @@ _DDL = (
 _CHANGES_DDL = (
     "CREATE TABLE IF NOT EXISTS jobs_counter (id INTEGER PRIMARY KEY CHECK (id = 0), seq INTEGER NOT NULL,"
     " records INTEGER NOT NULL)",
-    "INSERT OR IGNORE INTO jobs_counter VALUES (0, COALESCE((SELECT MAX(seq) FROM jobs), 0),"
-    " (SELECT COUNT(*) FROM jobs))",
     "CREATE TABLE IF NOT EXISTS jobs_deleted (self_id TEXT PRIMARY KEY, seq INTEGER NOT NULL)",
     "CREATE INDEX IF NOT EXISTS jobs_seq ON jobs (seq)",
-    "CREATE INDEX IF NOT EXISTS jobs_started ON jobs (started_at)",
+    "CREATE INDEX IF NOT EXISTS jobs_started ON jobs (started_at, seq)",  # covers listings by start time
     "CREATE INDEX IF NOT EXISTS jobs_deleted_seq ON jobs_deleted (seq)",
     "CREATE TRIGGER IF NOT EXISTS jobs_seq_insert AFTER INSERT ON jobs BEGIN"
     " UPDATE jobs_counter SET seq = seq + 1, records = records + 1;"
@@ -62,6 +62,12 @@ _CHANGES_DDL = (
     " UPDATE jobs_counter SET seq = seq + 1, records = records - 1;"
     " INSERT OR REPLACE INTO jobs_deleted VALUES (OLD.self_id, (SELECT seq FROM jobs_counter)); END",
 )
+# Each run only when needed: a write at every open would contend with the other processes opening it.
+_COUNTER_START = (
+    "INSERT OR IGNORE INTO jobs_counter VALUES (0, COALESCE((SELECT MAX(seq) FROM jobs), 0),"
+    " (SELECT COUNT(*) FROM jobs))"
+)
+_NUMBER_OLD_ROWS = "UPDATE jobs SET seq = seq WHERE seq IS NULL"  # older rows: numbered by trigger
 _ACTIVE_SQL = ", ".join(f"'{s}'" for s in ACTIVE_STATUSES)
 
 OUT_SUFFIX = "_out.txt"
@@ -115,6 +121,7 @@ class JobDB:
         self.logdir = os.path.abspath(logdir) if logdir else os.path.join(self.db_path, "logs")
         self.db_file = os.path.join(self.db_path, "jobs.db")
         self._lock = threading.Lock()
+        self._cache = RecordCache()
         try:
             os.makedirs(self.db_path, mode=0o700, exist_ok=True)  # private when nodejobs creates it
             os.makedirs(self.logdir, mode=0o700, exist_ok=True)
@@ -132,6 +139,10 @@ class JobDB:
             self._add_missing_columns()
             for statement in _CHANGES_DDL:
                 self._conn.execute(statement)
+            if self._conn.execute("SELECT 1 FROM jobs_counter").fetchone() is None:
+                self._conn.execute(_COUNTER_START)
+            if self._conn.execute("SELECT 1 FROM jobs WHERE seq IS NULL LIMIT 1").fetchone() is not None:
+                self._conn.execute(_NUMBER_OLD_ROWS)
         except (OSError, sqlite3.Error) as exc:
             if getattr(self, "_conn", None) is not None:
                 self._conn.close()  # no open file left behind (it would keep a mount busy, for one)
@@ -260,8 +271,41 @@ class JobDB:
         where, params = query.where()
         order, more = query.tail()
         out = JobRecordDict()
-        for rec in self._query(where, [*params, *more], order):
-            dict.__setitem__(out, rec.self_id, rec)
+        with gc_paused():
+            for rec in self._listed(where, [*params, *more], order):
+                dict.__setitem__(out, rec.self_id, rec)
+        return out
+
+    def _listed(self, where: str, params: list[Any], order: str) -> list[JobRecord]:
+        """``_query``, reading whole rows only for records not in the cache (a listing repeated by a
+        kernel or the dashboard reads little more than each row's change number)."""
+        keys = self._execute(f"SELECT rowid, seq FROM jobs {where} {order}", params)
+        missing = set(self._cache.missing(seq for _, seq in keys))
+        whole = len(missing) * 2 > len(keys)  # mostly new to us: one pass over whole rows
+        if whole:
+            rows = self._execute(f"SELECT rowid, seq, {_FIELDS} FROM jobs {where} {order}", params)
+            keys = [(row[0], row[1]) for row in rows]
+        else:
+            chosen = [rowid for rowid, seq in keys if seq in missing]
+            rows = []
+            for start in range(0, len(chosen), 500):
+                part = chosen[start : start + 500]
+                marks = ", ".join("?" * len(part))
+                sql = f"SELECT rowid, seq, {_FIELDS} FROM jobs WHERE rowid IN ({marks})"
+                rows += self._execute(sql, part)
+        fresh = {}
+        for row in rows:
+            fresh[row[0]] = record = _row_to_record(row[2:])
+            self._cache.put(row[1], record)
+        out = []
+        for rowid, seq in keys:
+            record = self._cache.copy(seq) if seq is not None else None
+            if record is None:  # not cached (never numbered, or evicted meanwhile): the row just read
+                record = fresh.get(rowid)
+                if record is None:  # deleted meanwhile, or evicted by another thread: read it again
+                    record = next(iter(self._query("WHERE rowid = ?", [rowid])), None)
+            if record is not None:
+                out.append(record)
         return out
 
     def count(self, query: JobQuery | None = None) -> int:

@@ -249,8 +249,7 @@ class Jobs:
         """CPU %, resident memory (RSS, bytes), threads of every running job's whole process tree, newest
         first; all jobs measured in one pass by their backend. Each call also raises the jobs' recorded
         peak (``max_rss``) where it is higher: peaks are those seen while someone was sampling."""
-        self.lifecycle.refresh_active()
-        active = list(reversed(self.jobdb.list_active()))
+        active = [r for r in reversed(self.lifecycle.refresh_active()) if r is not None and r.is_active]
         used = self.lifecycle.usage(active)
         return JobUsageDict({r.self_id: JobUsage.of(r, used[r.self_id]) for r in active if r.self_id in used})
 
@@ -269,9 +268,10 @@ class Jobs:
 
     # -- what the faces (CLI, magics, dashboard) need, so they never reach into the database ----
 
-    def log_path(self, job_id: str, stream: str = "out") -> str:
-        """The path of a job's stdout (``"out"``) or stderr (``"err"``) file."""
-        return self.jobdb.log_paths(self._require(job_id))[logs.stream_index(stream)]
+    def log_path(self, job: str | JobRecord, stream: str = "out") -> str:
+        """The path of a job's stdout (``"out"``) or stderr (``"err"``) file; ``job`` is its id or record."""
+        record = job if isinstance(job, JobRecord) else self._require(job)
+        return self.jobdb.log_paths(record)[logs.stream_index(stream)]
 
     def script_path(self, job_id: str, extension: str) -> str:
         """Where the script of a ``%%job`` cell for ``job_id`` is kept (``extension``: ".sh", ".py")."""

@@ -209,9 +209,9 @@ class Lifecycle:
                 out[i] = self._fold(records[i], handle, observation, backend)
         return out
 
-    def refresh_active(self) -> None:
-        """Fold the end of every job recorded as active whose run has ended."""
-        self.refresh_many(self.job_db.list_active())
+    def refresh_active(self) -> list[JobRecord]:
+        """Fold the end of every job recorded as active whose run has ended; the records after it."""
+        return self.refresh_many(self.job_db.list_active())
 
     def _fold(self, record: JobRecord, handle: Handle, seen: Observation, backend: Backend) -> JobRecord:
         if not seen.ended:

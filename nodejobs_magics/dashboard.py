@@ -279,6 +279,8 @@ class JobDashboard(widgets.VBox):
         if len(self._shown) < self.max_rows and not self._complete:  # some went: read what follows them
             self._reload(wanted)
             return set(self._shown)
+        if not news.changed:
+            return set()
         ordered = sorted(self._shown.values(), key=_newest_first)[: self.max_rows]
         self._complete = self._complete and len(ordered) == len(self._shown)
         self._shown = {r.self_id: r for r in ordered}

@@ -148,7 +148,7 @@ def test_a_database_of_an_older_nodejobs_gets_the_new_columns(tmp_path):
     conn.close()
     with Jobs(str(path)) as jobs:
         assert jobs.get_status("legacy").cpu_time is None
-        assert jobs.changes().total == 1
+        assert jobs.changes().total == 1 and [r.self_id for r in jobs.changes().changed] == ["legacy"]
         jobs.jobdb.update_status({"self_id": "legacy", "reason": "kept"})
         assert [r.self_id for r in jobs.changes(0).changed] == ["legacy"]
 
@@ -178,3 +178,16 @@ def test_timeline_without_matplotlib_is_a_one_line_error(history, monkeypatch):
     message = r"^the timeline needs matplotlib: pip install 'nodejobs\[plot\]'$"
     with pytest.raises(MissingExtraError, match=message):
         history.timeline()
+
+
+def test_a_repeated_listing_reads_whole_rows_only_for_what_changed(history, monkeypatch):
+    first = history.list_status()
+    first["old-0001"]["reason"] = "changed by the caller"  # a copy: the next listing is unaffected
+    history.jobdb.update_status({"self_id": "old-0002", "reason": "written"})
+    read = rows_read(monkeypatch)
+    again = history.list_status()
+    assert read[0] == 1 and list(again) == list(first)
+    assert again["old-0002"].reason == "written" and again["old-0001"].reason is None
+    assert again["old-0003"] == first["old-0003"]
+    history.remove("old-0004")
+    assert "old-0004" not in history.list_status() and len(history.list_status()) == 299

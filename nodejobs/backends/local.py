@@ -183,10 +183,10 @@ class LocalBackend(Backend):
     def released(self, handle: Handle) -> bool:
         """Whether the program has been let go (its pid no longer the shell waiting for "go")."""
         try:
-            with open(f"/proc/{handle['pid'][0]}/cmdline", "rb") as f:
-                return not f.read().startswith(_WAITING_CMDLINE)
-        except (OSError, ValueError, TypeError):
+            cmdline = host.read_proc(f"/proc/{int(handle['pid'][0])}/cmdline")
+        except (ValueError, TypeError):
             return True
+        return cmdline is None or not cmdline.startswith(_WAITING_CMDLINE)
 
     def usage(self, handles: Sequence[Handle]) -> list[Usage | None]:
         """CPU and memory of the jobs' process trees, all measured in one read of ``/proc``
@@ -306,11 +306,14 @@ def read_exit_file(path: str, supervisor_pid: int | None = None) -> Observation 
     user and system time, then its children's — the job's CPU time, its whole tree (what was reaped).
     """
     try:
-        with open(path, "rb") as f:
-            lines = f.read().split(b"\n")
-            ended = os.fstat(f.fileno()).st_mtime
+        fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
         return None
+    try:
+        lines = os.read(fd, 65536).split(b"\n")
+        ended = os.fstat(fd).st_mtime
+    finally:
+        os.close(fd)
     words = lines[0].split()
     try:
         code, writer = int(words[0]), int(words[1]) if len(words) > 1 else None

@@ -14,23 +14,17 @@ import os
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from . import host
 from .base import Handle, Usage
+from .host import read_proc
 
 _TICK = os.sysconf("SC_CLK_TCK")
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
-@dataclass(frozen=True)
-class _Proc:
-    ppid: int
-    session: int
-    ticks: int  # utime + stime
-    threads: int
-    start: int  # clock ticks after boot
-    rss: int  # pages
+# A process as _scan reads it: (ppid, session, utime + stime ticks, threads, start ticks, rss pages)
+_Proc = tuple[int, int, int, int, int, int]
 
 
 def _scan() -> dict[int, _Proc]:
@@ -39,23 +33,14 @@ def _scan() -> dict[int, _Proc]:
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
-        try:
-            fd = os.open(f"/proc/{name}/stat", os.O_RDONLY)
-        except OSError:
+        stat = read_proc(f"/proc/{name}/stat")
+        if not stat:
             continue
-        try:
-            stat = os.read(fd, 4096)
-        except OSError:
-            continue
-        finally:
-            os.close(fd)
-        fields = stat[stat.rindex(b")") + 2 :].split()
+        fields = stat[stat.rindex(b")") + 2 :].split(None, 22)
         if fields[0] == b"Z":
             continue
-        procs[int(name)] = _Proc(
-            ppid=int(fields[1]), session=int(fields[3]), ticks=int(fields[11]) + int(fields[12]),
-            threads=int(fields[17]), start=int(fields[19]), rss=int(fields[21]),
-        )  # fmt: skip
+        procs[int(name)] = (int(fields[1]), int(fields[3]), int(fields[11]) + int(fields[12]),
+                            int(fields[17]), int(fields[19]), int(fields[21]))  # fmt: skip
     return procs
 
 
@@ -79,13 +64,13 @@ class UsageMeter:
         children: dict[int, list[int]] = {}
         by_session: dict[int, list[int]] = {}
         for pid, proc in procs.items():
-            children.setdefault(proc.ppid, []).append(pid)
-            by_session.setdefault(proc.session, []).append(pid)
+            children.setdefault(proc[0], []).append(pid)
+            by_session.setdefault(proc[1], []).append(pid)
         out: list[Usage | None] = []
         for handle in handles:
             pid, start = handle["pid"]
             root = procs.get(pid)
-            if root is None or root.start != start or handle.get("boot") != host.boot_id():
+            if root is None or root[4] != start or handle.get("boot") != host.boot_id():
                 out.append(None)
                 continue
             members = set(by_session.get(pid, ())) | {pid}
@@ -96,13 +81,13 @@ class UsageMeter:
                         members.add(child)
                         todo.append(child)
             found = [procs[p] for p in members]
-            cpu = sum(p.ticks for p in found) / _TICK
+            cpu = sum(p[2] for p in found) / _TICK
             age = uptime - start / _TICK
             out.append(
                 Usage(
                     cpu_percent=self._percent(handle.get("run") or str(pid), cpu, now, age),
-                    rss=sum(p.rss for p in found) * _PAGE,
-                    threads=sum(p.threads for p in found),
+                    rss=sum(p[5] for p in found) * _PAGE,
+                    threads=sum(p[3] for p in found),
                     processes=len(found),
                     cpu_time=cpu,
                 )
