@@ -335,7 +335,7 @@ def _cpu_time(lines: list[bytes]) -> float | None:
     found = _TIMES.findall(lines[2])
     if len(found) != 2:
         return None
-    return sum(int(minutes) * 60 + float(secs.replace(b",", b".")) for minutes, secs in found)
+    return round(sum(int(minutes) * 60 + float(secs.replace(b",", b".")) for minutes, secs in found), 3)
 
 
 def _blocked_in_program(pid: int) -> bool:
