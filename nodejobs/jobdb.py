@@ -134,6 +134,8 @@ class JobDB:
             self._conn.execute("PRAGMA busy_timeout = 30000")
             self._conn.execute("PRAGMA journal_mode = WAL")
             self._conn.execute("PRAGMA synchronous = NORMAL")
+            # Writes touch several index pages: checkpoint every 256 KB of WAL (not 4 MB), keep it small.
+            self._conn.execute("PRAGMA wal_autocheckpoint = 64")
             for statement in _DDL:
                 self._conn.execute(statement)
             self._add_missing_columns()
@@ -281,31 +283,30 @@ class JobDB:
         kernel or the dashboard reads little more than each row's change number)."""
         keys = self._execute(f"SELECT rowid, seq FROM jobs {where} {order}", params)
         missing = set(self._cache.missing(seq for _, seq in keys))
-        whole = len(missing) * 2 > len(keys)  # mostly new to us: one pass over whole rows
-        if whole:
-            rows = self._execute(f"SELECT rowid, seq, {_FIELDS} FROM jobs {where} {order}", params)
-            keys = [(row[0], row[1]) for row in rows]
-        else:
+        if len(missing) * 2 <= len(keys):
             chosen = [rowid for rowid, seq in keys if seq in missing]
-            rows = []
+            fresh = {}
             for start in range(0, len(chosen), 500):
                 part = chosen[start : start + 500]
-                marks = ", ".join("?" * len(part))
-                sql = f"SELECT rowid, seq, {_FIELDS} FROM jobs WHERE rowid IN ({marks})"
-                rows += self._execute(sql, part)
-        fresh = {}
-        for row in rows:
-            fresh[row[0]] = record = _row_to_record(row[2:])
+                sql = f"SELECT rowid, seq, {_FIELDS} FROM jobs WHERE rowid IN ({', '.join('?' * len(part))})"
+                fresh.update((row[0], (row[1], _row_to_record(row[2:]))) for row in self._execute(sql, part))
+            out = []
+            for rowid, seq in keys:
+                record = self._cache.copy(seq) if seq is not None else None
+                if record is None:
+                    found = fresh.get(rowid)
+                    if found is None or found[0] != seq:  # changed or deleted since: read all at once
+                        break
+                    self._cache.put(seq, found[1])
+                    record = self._cache.copy(seq) if seq is not None else found[1]
+                out.append(record or found[1])
+            else:
+                return out
+        out = []  # one statement: one consistent view of the rows
+        for row in self._execute(f"SELECT rowid, seq, {_FIELDS} FROM jobs {where} {order}", params):
+            record = _row_to_record(row[2:])
             self._cache.put(row[1], record)
-        out = []
-        for rowid, seq in keys:
-            record = self._cache.copy(seq) if seq is not None else None
-            if record is None:  # not cached (never numbered, or evicted meanwhile): the row just read
-                record = fresh.get(rowid)
-                if record is None:  # deleted meanwhile, or evicted by another thread: read it again
-                    record = next(iter(self._query("WHERE rowid = ?", [rowid])), None)
-            if record is not None:
-                out.append(record)
+            out.append((self._cache.copy(row[1]) if row[1] is not None else None) or record)
         return out
 
     def count(self, query: JobQuery | None = None) -> int:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .backends.base import Usage
+from .operations import format_duration
 from .records import JobRecord
 
 __all__ = ["TOP_COLUMNS", "JobUsage", "JobUsageDict", "format_bytes"]
@@ -75,8 +76,6 @@ class JobUsageDict(dict):
 
     def table(self) -> str:
         """A text table (for the CLI): id, status, elapsed, CPU %, RSS, peak RSS, threads."""
-        from .operations import format_duration
-
         header = ("ID", "STATUS", "ELAPSED", "CPU%", "RSS", "PEAK", "THREADS")
         lines = [header] + [
             (u.job_id, u.status or "-", format_duration(u.elapsed), f"{u.cpu_percent:.0f}",

@@ -276,7 +276,9 @@ class LocalBackend(Backend):
 
         def ended(code: int | None) -> None:
             on_end()
-            if code is not None:  # reaped: its end is folded, nothing more to keep
+            # Reaped, and its end is in the exit file: nothing more to keep. Without the file (e.g. a
+            # full disk) the reaped code is the only record of the end: kept until ``forget``.
+            if code is not None and read_exit_file(handle["exit"]) is not None:
                 with self._lock:
                     self._children.pop(popen.pid, None)
 
