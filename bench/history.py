@@ -140,6 +140,7 @@ def machine() -> str:
                             text=True)  # fmt: skip
     return (f"{os.cpu_count()} cores ({cpu}), {mem_gb:.0f} GB, Python {platform.python_version()}, "
             f"Linux {platform.release()}, {datetime.now(timezone.utc):%Y-%m-%d}, "
+            f"load average {os.getloadavg()[0]:.1f} (1 min) at the end, "
             f"commit {commit.stdout.strip() or '?'}")  # fmt: skip
 
 
