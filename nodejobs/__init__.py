@@ -7,6 +7,7 @@ from .errors import (
     JobNotFoundError,
     JobStillRunningError,
     MissingEnvError,
+    MissingExtraError,
     NodeJobsError,
     UnknownFieldError,
 )
@@ -33,6 +34,7 @@ __all__ = [
     "JobStillRunningError",
     "Jobs",
     "MissingEnvError",
+    "MissingExtraError",
     "NodeJobsError",
     "Processes",
     "UnknownFieldError",

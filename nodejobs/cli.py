@@ -113,11 +113,24 @@ def _run(jobs: Jobs, args: argparse.Namespace) -> int:
 
 
 def _ls(jobs: Jobs, args: argparse.Namespace) -> int:
-    records = list(ops.select(jobs, args.status).values())
+    records = list(ops.select(jobs, args.status, args.limit, args.since).values())
     if args.json:
         print(json.dumps({r.self_id: _jsonable(r) for r in records}, indent=1))
     else:
         print(_table(records))
+        note = ops.listing_note(jobs, len(records), args.limit, args.status, args.since)
+        if note:
+            sys.stdout.flush()
+            print(note, file=sys.stderr)
+    return ops.OK
+
+
+def _top(jobs: Jobs, args: argparse.Namespace) -> int:
+    used = jobs.usage()
+    if args.json:
+        print(json.dumps({i: vars(u) for i, u in used.items()}, indent=1))
+    else:
+        print(used.table() if used else "no running jobs")
     return ops.OK
 
 
@@ -185,12 +198,12 @@ def _rerun(jobs: Jobs, args: argparse.Namespace) -> int:
 
 
 def _clean(jobs: Jobs, args: argparse.Namespace) -> int:
-    print(ops.removed_text(jobs.clean(), ended=True))
+    print(ops.clean(jobs, args.older_than, args.status))
     return ops.OK
 
 
-_ACTIONS = {"run": _run, "ls": _ls, "status": _status, "logs": _logs, "stop": _stop, "wait": _wait,
-            "rerun": _rerun, "rm": _rm, "clean": _clean}  # fmt: skip
+_ACTIONS = {"run": _run, "ls": _ls, "top": _top, "status": _status, "logs": _logs, "stop": _stop,
+            "wait": _wait, "rerun": _rerun, "rm": _rm, "clean": _clean}  # fmt: skip
 
 
 def dispatch(jobs: Jobs, args: argparse.Namespace) -> int:

@@ -35,3 +35,7 @@ class BackendError(NodeJobsError, OSError):
 
 class MissingEnvError(NodeJobsError, ValueError):
     """A rerun needs environment values that were never stored."""
+
+
+class MissingExtraError(NodeJobsError, ImportError):
+    """An optional dependency (an extra such as ``nodejobs[plot]``) is not installed."""

@@ -12,19 +12,25 @@ import sqlite3
 import threading
 from collections.abc import Iterable
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, NamedTuple
 
 from . import logs
 from .errors import DatabaseError, JobExistsError, UnknownFieldError
+from .queries import JobQuery
+from .record_cache import RecordCache, gc_paused
 from .records import ACTIVE_STATUSES, JobFilter, JobRecord, JobRecordDict, JobStatus, validate_job_id
 from .states import check_transition
 
-__all__ = ["JobDB", "JobFilter", "JobRecord", "JobRecordDict"]
+__all__ = ["Changes", "JobDB", "JobFilter", "JobRecord", "JobRecordDict"]
 
-_SQL_TYPES = {str: "TEXT", int: "INTEGER", bool: "INTEGER", datetime: "REAL", JobStatus: "TEXT"}
+_SQL_TYPES = {
+    str: "TEXT", int: "INTEGER", float: "REAL", bool: "INTEGER", datetime: "REAL", JobStatus: "TEXT",
+}  # fmt: skip
 COLUMNS = tuple(JobRecord._types)
-_DATETIME_COLUMNS = frozenset(k for k, t in JobRecord._types.items() if t is datetime)
-_BOOL_COLUMNS = frozenset(k for k, t in JobRecord._types.items() if t is bool)
+_DATETIME_COLUMNS = tuple(k for k, t in JobRecord._types.items() if t is datetime)
+_BOOL_COLUMNS = tuple(k for k, t in JobRecord._types.items() if t is bool)
+_FIELDS = ", ".join(COLUMNS)
+_SELECT = f"SELECT {_FIELDS} FROM jobs"
 
 _DDL = (
     "CREATE TABLE IF NOT EXISTS jobs ("
@@ -35,6 +41,33 @@ _DDL = (
     + ")",
     "CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status)",
 )
+# The change counter: every insert, update and deletion of a row takes the next ``seq`` (in the same
+# statement, by trigger), so a reader can ask for only what changed since the number it last saw. The
+# counter's row also keeps the number of records.
+_CHANGES_DDL = (
+    "CREATE TABLE IF NOT EXISTS jobs_counter (id INTEGER PRIMARY KEY CHECK (id = 0), seq INTEGER NOT NULL,"
+    " records INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS jobs_deleted (self_id TEXT PRIMARY KEY, seq INTEGER NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS jobs_seq ON jobs (seq)",
+    "CREATE INDEX IF NOT EXISTS jobs_started ON jobs (started_at, seq)",  # covers listings by start time
+    "CREATE INDEX IF NOT EXISTS jobs_deleted_seq ON jobs_deleted (seq)",
+    "CREATE TRIGGER IF NOT EXISTS jobs_seq_insert AFTER INSERT ON jobs BEGIN"
+    " UPDATE jobs_counter SET seq = seq + 1, records = records + 1;"
+    " UPDATE jobs SET seq = (SELECT seq FROM jobs_counter) WHERE rowid = NEW.rowid;"
+    " DELETE FROM jobs_deleted WHERE self_id = NEW.self_id; END",
+    "CREATE TRIGGER IF NOT EXISTS jobs_seq_update AFTER UPDATE ON jobs WHEN NEW.seq IS OLD.seq BEGIN"
+    " UPDATE jobs_counter SET seq = seq + 1;"
+    " UPDATE jobs SET seq = (SELECT seq FROM jobs_counter) WHERE rowid = NEW.rowid; END",
+    "CREATE TRIGGER IF NOT EXISTS jobs_seq_delete AFTER DELETE ON jobs BEGIN"
+    " UPDATE jobs_counter SET seq = seq + 1, records = records - 1;"
+    " INSERT OR REPLACE INTO jobs_deleted VALUES (OLD.self_id, (SELECT seq FROM jobs_counter)); END",
+)
+# Each run only when needed: a write at every open would contend with the other processes opening it.
+_COUNTER_START = (
+    "INSERT OR IGNORE INTO jobs_counter VALUES (0, COALESCE((SELECT MAX(seq) FROM jobs), 0),"
+    " (SELECT COUNT(*) FROM jobs))"
+)
+_NUMBER_OLD_ROWS = "UPDATE jobs SET seq = seq WHERE seq IS NULL"  # older rows: numbered by trigger
 _ACTIVE_SQL = ", ".join(f"'{s}'" for s in ACTIVE_STATUSES)
 
 OUT_SUFFIX = "_out.txt"
@@ -51,17 +84,33 @@ def _to_sql(key: str, value: Any) -> Any:
     return value
 
 
-def _row_to_record(names: tuple[str, ...], row: tuple) -> JobRecord:
-    data = {}
-    for name, value in zip(names, row):
-        if value is None:
-            continue
-        if name in _DATETIME_COLUMNS:
-            value = datetime.fromtimestamp(value, timezone.utc)
-        elif name in _BOOL_COLUMNS:
-            value = bool(value)
-        data[name] = value
-    return JobRecord.trusted(data)
+_new_record = JobRecord.__new__
+_fromtimestamp = datetime.fromtimestamp
+_UTC = timezone.utc
+
+
+def _row_to_record(row: tuple) -> JobRecord:
+    """A record from a row of ``_SELECT`` (the hot path of every listing: kept lean)."""
+    record = _new_record(JobRecord)
+    dict.update(record, {name: value for name, value in zip(COLUMNS, row) if value is not None})
+    for name in _DATETIME_COLUMNS:
+        value = dict.get(record, name)
+        if value is not None:
+            dict.__setitem__(record, name, _fromtimestamp(value, _UTC))
+    for name in _BOOL_COLUMNS:
+        value = dict.get(record, name)
+        if value is not None:
+            dict.__setitem__(record, name, bool(value))
+    return record
+
+
+class Changes(NamedTuple):
+    """What changed in a database after a change number (``JobDB.changes``)."""
+
+    number: int  # the latest change: pass it next time
+    total: int  # how many records there are now
+    changed: list[JobRecord]  # written (inserted or updated), in the order of their changes
+    deleted: list[str]  # ids deleted (and not written again since)
 
 
 class JobDB:
@@ -72,6 +121,7 @@ class JobDB:
         self.logdir = os.path.abspath(logdir) if logdir else os.path.join(self.db_path, "logs")
         self.db_file = os.path.join(self.db_path, "jobs.db")
         self._lock = threading.Lock()
+        self._cache = RecordCache()
         try:
             os.makedirs(self.db_path, mode=0o700, exist_ok=True)  # private when nodejobs creates it
             os.makedirs(self.logdir, mode=0o700, exist_ok=True)
@@ -84,9 +134,17 @@ class JobDB:
             self._conn.execute("PRAGMA busy_timeout = 30000")
             self._conn.execute("PRAGMA journal_mode = WAL")
             self._conn.execute("PRAGMA synchronous = NORMAL")
+            # Writes touch several index pages: checkpoint every 256 KB of WAL (not 4 MB), keep it small.
+            self._conn.execute("PRAGMA wal_autocheckpoint = 64")
             for statement in _DDL:
                 self._conn.execute(statement)
             self._add_missing_columns()
+            for statement in _CHANGES_DDL:
+                self._conn.execute(statement)
+            if self._conn.execute("SELECT 1 FROM jobs_counter").fetchone() is None:
+                self._conn.execute(_COUNTER_START)
+            if self._conn.execute("SELECT 1 FROM jobs WHERE seq IS NULL LIMIT 1").fetchone() is not None:
+                self._conn.execute(_NUMBER_OLD_ROWS)
         except (OSError, sqlite3.Error) as exc:
             if getattr(self, "_conn", None) is not None:
                 self._conn.close()  # no open file left behind (it would keep a mount busy, for one)
@@ -95,7 +153,7 @@ class JobDB:
 
     def _add_missing_columns(self) -> None:
         present = {row[1] for row in self._conn.execute("PRAGMA table_info(jobs)")}
-        for name, kind in JobRecord._types.items():
+        for name, kind in {**JobRecord._types, "seq": int}.items():
             if name not in present:
                 self._conn.execute(f"ALTER TABLE jobs ADD COLUMN {name} {_SQL_TYPES[kind]}")
 
@@ -108,9 +166,10 @@ class JobDB:
         except (OverflowError, UnicodeEncodeError) as exc:  # a value SQLite cannot hold: nothing was written
             raise ValueError(f"job database {self.db_file}: cannot store a value: {exc}") from exc
 
-    def _query(self, where: str = "", params: Iterable[Any] = ()) -> list[JobRecord]:
-        sql = f"SELECT {', '.join(COLUMNS)} FROM jobs {where} ORDER BY started_at, rowid"
-        return [_row_to_record(COLUMNS, row) for row in self._execute(sql, params)]
+    def _query(
+        self, where: str = "", params: Iterable[Any] = (), order: str = "ORDER BY started_at, rowid"
+    ) -> list[JobRecord]:
+        return [_row_to_record(row) for row in self._execute(f"{_SELECT} {where} {order}", params)]
 
     # -- paths -----------------------------------------------------------------------------------
 
@@ -206,18 +265,79 @@ class JobDB:
         found = self._query("WHERE self_id = ?", [validate_job_id(job_id)])
         return found[0] if found else None
 
-    def list_status(self, filter: JobFilter | dict | None = None) -> JobRecordDict:
-        """Records matching every field of ``filter`` (equality), oldest first."""
-        if filter is not None and not isinstance(filter, JobFilter):
-            filter = JobFilter(filter)
-        criteria = {k: v for k, v in (filter or {}).items() if v is not None}
-        _check_columns(criteria)  # even for a JobFilter built with trusted()
-        where = " AND ".join(f"{k} = ?" for k in criteria)
-        records = self._query(f"WHERE {where}" if where else "", (_to_sql(k, v) for k, v in criteria.items()))
+    def list_status(self, query: JobQuery | JobFilter | dict | None = None) -> JobRecordDict:
+        """Records matching ``query`` (or every field of a filter, by equality), in its order (default:
+        oldest first); filtering, ordering and the limit are done by SQLite."""
+        query = query if isinstance(query, JobQuery) else JobQuery.make(query)
+        _check_columns(name for name, _ in query.fields)  # even for a JobFilter built with trusted()
+        where, params = query.where()
+        order, more = query.tail()
         out = JobRecordDict()
-        for rec in records:
-            dict.__setitem__(out, rec.self_id, rec)
+        with gc_paused():
+            for rec in self._listed(where, [*params, *more], order):
+                dict.__setitem__(out, rec.self_id, rec)
         return out
+
+    def _listed(self, where: str, params: list[Any], order: str) -> list[JobRecord]:
+        """``_query``, reading whole rows only for records not in the cache (a listing repeated by a
+        kernel or the dashboard reads little more than each row's change number)."""
+        keys = self._execute(f"SELECT rowid, seq FROM jobs {where} {order}", params)
+        missing = set(self._cache.missing(seq for _, seq in keys))
+        if len(missing) * 2 <= len(keys):
+            chosen = [rowid for rowid, seq in keys if seq in missing]
+            fresh = {}
+            for start in range(0, len(chosen), 500):
+                part = chosen[start : start + 500]
+                sql = f"SELECT rowid, seq, {_FIELDS} FROM jobs WHERE rowid IN ({', '.join('?' * len(part))})"
+                fresh.update((row[0], (row[1], _row_to_record(row[2:]))) for row in self._execute(sql, part))
+            out = []
+            for rowid, seq in keys:
+                record = self._cache.copy(seq) if seq is not None else None
+                if record is None:
+                    found = fresh.get(rowid)
+                    if found is None or found[0] != seq:  # changed or deleted since: read all at once
+                        break
+                    self._cache.put(seq, found[1])
+                    record = self._cache.copy(seq) if seq is not None else found[1]
+                out.append(record or found[1])
+            else:
+                return out
+        out = []  # one statement: one consistent view of the rows
+        for row in self._execute(f"SELECT rowid, seq, {_FIELDS} FROM jobs {where} {order}", params):
+            record = _row_to_record(row[2:])
+            self._cache.put(row[1], record)
+            out.append((self._cache.copy(row[1]) if row[1] is not None else None) or record)
+        return out
+
+    def count(self, query: JobQuery | None = None) -> int:
+        """How many records match ``query`` (its order and limit aside)."""
+        where, params = (query or JobQuery()).where()
+        return self._execute(f"SELECT COUNT(*) FROM jobs {where}", params)[0][0]
+
+    def changes(self, since: int) -> Changes:
+        """The records written and the ids deleted after change number ``since`` (0: all records), with
+        the number to pass next time. Costs what changed, not the size of the history."""
+        # The number is read first: nothing after ``since`` up to it can be missed.
+        number, total = self._execute("SELECT seq, records FROM jobs_counter")[0]
+        changed = self._query("WHERE seq > ?", [since], "ORDER BY seq")
+        written = {r.self_id for r in changed}
+        rows = self._execute("SELECT self_id FROM jobs_deleted WHERE seq > ?", [since])
+        return Changes(number, total, changed, [row[0] for row in rows if row[0] not in written])
+
+    def record_peaks(self, peaks: Iterable[tuple[str, str | None, int]]) -> None:
+        """Raise ``max_rss`` to each ``(job_id, run_id, rss)`` where it is higher than the one recorded."""
+        rows = [(rss, job_id, run_id, rss) for job_id, run_id, rss in peaks]
+        if not rows:
+            return
+        try:
+            with self._lock:
+                self._conn.executemany(
+                    "UPDATE jobs SET max_rss = ? WHERE self_id = ? AND run_id IS ? "
+                    "AND (max_rss IS NULL OR max_rss < ?)",
+                    rows,
+                )
+        except sqlite3.Error as exc:
+            raise DatabaseError(f"job database {self.db_file}: {exc}") from exc
 
     def list_active(self) -> list[JobRecord]:
         """Records whose status is active (queued, starting, running or stopping)."""
@@ -227,6 +347,13 @@ class JobDB:
         """Job ids that start with ``prefix``."""
         sql = "SELECT self_id FROM jobs WHERE substr(self_id, 1, ?) = ?"
         rows = self._execute(sql, [len(prefix), prefix])
+        return [row[0] for row in rows]
+
+    def ids(self, query: JobQuery) -> list[str]:
+        """The ids of the records matching ``query``, in its order."""
+        where, params = query.where()
+        order, more = query.tail()
+        rows = self._execute(f"SELECT self_id FROM jobs {where} {order}", [*params, *more])
         return [row[0] for row in rows]
 
     def delete(self, job_id: str) -> None:

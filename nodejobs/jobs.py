@@ -7,16 +7,21 @@ import os
 import re
 import shlex
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import timedelta
+from typing import Any
 
 from . import logs
 from .backends import Backends, check_backend_name
 from .backends.base import Backend
 from .errors import JobExistsError, JobNotFoundError, JobStillRunningError, MissingEnvError
-from .jobdb import JobDB
+from .jobdb import Changes, JobDB
 from .lifecycle import Lifecycle
 from .processes import Processes
+from .queries import JobQuery, TimeSpec
 from .records import JobFilter, JobRecord, JobRecordDict
+from .states import ACTIVE_STATUSES
+from .usage import JobUsage, JobUsageDict
 
 FOLLOW_INTERVAL = 0.2
 
@@ -120,12 +125,38 @@ class Jobs:
         """The up-to-date record of ``job_id``, or None."""
         return self.lifecycle.refresh(self.jobdb.get(job_id))
 
-    def list_status(self, filter: JobFilter | dict | None = None) -> JobRecordDict:
-        """Up-to-date records matching ``filter`` (any JobRecord fields, by equality)."""
-        if filter is not None and not isinstance(filter, JobFilter):
-            filter = JobFilter(filter)
+    def list_status(
+        self,
+        filter: JobFilter | dict | None = None,
+        *,
+        status: str | Iterable[str] | None = None,
+        id_glob: str | None = None,
+        id_prefix: str | None = None,
+        since: TimeSpec | None = None,
+        until: TimeSpec | None = None,
+        order: str = "oldest",
+        limit: int | None = None,
+    ) -> JobRecordDict:
+        """Up-to-date records matching ``filter`` (any JobRecord fields, by equality) and the criteria:
+        ``status`` (one, several, ``"active"``, ``"ended"``), an id glob (``"train-*"``) or prefix, a range
+        of start times (``since``/``until``: a datetime, an age such as ``"2h"``, or seconds ago).
+        ``order="newest"`` lists the newest first; ``limit`` keeps the first N. All done by SQLite; only
+        the active jobs are brought up to date first, so the cost follows what is listed, not the history.
+        """
+        query = JobQuery.make(
+            filter, status=status, id_glob=id_glob, id_prefix=id_prefix, since=since, until=until,
+            order=order, limit=limit,
+        )  # fmt: skip
         self.lifecycle.refresh_active()
-        return self.jobdb.list_status(filter)
+        return self.jobdb.list_status(query)
+
+    def count(
+        self, filter: JobFilter | dict | None = None, *, status: str | Iterable[str] | None = None,
+        id_glob: str | None = None, since: TimeSpec | None = None, until: TimeSpec | None = None,
+    ) -> int:  # fmt: skip
+        """How many jobs match (the criteria of ``list_status``), without reading them."""
+        query = JobQuery.make(filter, status=status, id_glob=id_glob, since=since, until=until)
+        return self.jobdb.count(query)
 
     def job_logs(self, job_id: str) -> tuple[str, str]:
         """``(stdout, stderr)`` of a job."""
@@ -197,18 +228,50 @@ class Jobs:
             raise JobStillRunningError(f"job {job_id!r} is still {record.status}; stop it first")
         self.jobdb.delete(job_id)
 
-    def clean(self) -> list[str]:
-        """Delete every ended job; the ids removed."""
-        ended = [i for i, r in self.list_status().items() if not r.is_active]
+    def clean(
+        self, older_than: timedelta | float | str | None = None, status: str | Iterable[str] | None = None
+    ) -> list[str]:
+        """Delete ended jobs with their files — all of them, or those that ended more than ``older_than``
+        ago (a timedelta, seconds, or ``"30d"``) and have ``status`` (e.g. ``"finished"``); the ids removed.
+        """
+        query = JobQuery.make(status=status or "ended", older_than=older_than)
+        if set(query.statuses or ()) & set(ACTIVE_STATUSES):
+            raise ValueError("clean deletes ended jobs only; stop active jobs first")
+        self.lifecycle.refresh_active()
+        ended = self.jobdb.ids(query)
         for job_id in ended:
             self.jobdb.delete(job_id)
         return ended
 
+    # -- what jobs cost, and how the history changes -------------------------------------------------
+
+    def usage(self) -> JobUsageDict:
+        """CPU %, resident memory (RSS, bytes), threads of every running job's whole process tree, newest
+        first; all jobs measured in one pass by their backend. Each call also raises the jobs' recorded
+        peak (``max_rss``) where it is higher: peaks are those seen while someone was sampling."""
+        active = [r for r in reversed(self.lifecycle.refresh_active()) if r is not None and r.is_active]
+        used = self.lifecycle.usage(active)
+        return JobUsageDict({r.self_id: JobUsage.of(r, used[r.self_id]) for r in active if r.self_id in used})
+
+    def changes(self, since: int = 0) -> Changes:
+        """Records written and ids deleted after change number ``since`` (0: all), the number of records,
+        and the change number to pass next time; the cost follows what changed, not the history. Active
+        jobs are not brought up to date first (``list_status`` or ``usage`` do that)."""
+        return self.jobdb.changes(since)
+
+    def timeline(self, filter: JobFilter | dict | None = None, **criteria: Any) -> Any:
+        """A matplotlib figure: each job (of ``list_status(filter, **criteria)``) a bar from start to end,
+        coloured by status, labelled by id. Needs matplotlib (``pip install 'nodejobs[plot]'``)."""
+        from .timeline import draw_timeline
+
+        return draw_timeline(self.list_status(filter, **criteria).values())
+
     # -- what the faces (CLI, magics, dashboard) need, so they never reach into the database ----
 
-    def log_path(self, job_id: str, stream: str = "out") -> str:
-        """The path of a job's stdout (``"out"``) or stderr (``"err"``) file."""
-        return self.jobdb.log_paths(self._require(job_id))[logs.stream_index(stream)]
+    def log_path(self, job: str | JobRecord, stream: str = "out") -> str:
+        """The path of a job's stdout (``"out"``) or stderr (``"err"``) file; ``job`` is its id or record."""
+        record = job if isinstance(job, JobRecord) else self._require(job)
+        return self.jobdb.log_paths(record)[logs.stream_index(stream)]
 
     def script_path(self, job_id: str, extension: str) -> str:
         """Where the script of a ``%%job`` cell for ``job_id`` is kept (``extension``: ".sh", ".py")."""

@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from .backends import host
-from .backends.base import ENDED, HELD, Backend, Handle, JobSpec, Observation, SubmitError
+from .backends.base import ENDED, HELD, Backend, Handle, JobSpec, Observation, SubmitError, Usage
 from .backends.local_procs import RUN_MARK
 from .errors import BackendError, DatabaseError
 from .jobdb import JobDB
@@ -214,9 +214,9 @@ class Lifecycle:
                 out[i] = self._fold(records[i], handle, observation, backend)
         return out
 
-    def refresh_active(self) -> None:
-        """Fold the end of every job recorded as active whose run has ended."""
-        self.refresh_many(self.job_db.list_active())
+    def refresh_active(self) -> list[JobRecord]:
+        """Fold the end of every job recorded as active whose run has ended; the records after it."""
+        return self.refresh_many(self.job_db.list_active())
 
     def _fold(self, record: JobRecord, handle: Handle, seen: Observation, backend: Backend) -> JobRecord:
         if not seen.ended:
@@ -232,6 +232,8 @@ class Lifecycle:
         elif seen.state == ENDED:
             new = ended_status(status, seen.exit_code)
             fields = {"exit_code": seen.exit_code}
+            if seen.cpu_time is not None:
+                fields["cpu_time"] = seen.cpu_time
             if new == S.c_failed_start and seen.exit_code in CANNOT_START_CODES:
                 what = "command not found" if seen.exit_code == 127 else "cannot execute"
                 hint = f"see `nodejobs logs {record.self_id} --err`"
@@ -259,6 +261,33 @@ class Lifecycle:
         ):
             return self.refresh(current)  # type: ignore[return-value]  # it moved on meanwhile: fold again
         return current  # type: ignore[return-value]
+
+    def usage(self, records: Iterable[JobRecord]) -> dict[str, Usage]:
+        """CPU and memory now of the running ones of ``records`` (one backend call per backend), by id.
+
+        Each sample raises the record's ``max_rss`` where it is higher: the recorded peak is the
+        largest seen by any sample while the job ran.
+        """
+        by_backend: dict[str, list[tuple[JobRecord, Handle]]] = {}
+        for record in records:
+            handle = self.handle(record) if record.is_active else None
+            if handle is not None:
+                by_backend.setdefault(record.backend or "local", []).append((record, handle))
+        out: dict[str, Usage] = {}
+        for name, items in by_backend.items():
+            backend = self.backend_for(name)
+            if not backend.capabilities.resource_usage:
+                continue
+            for (record, _), used in zip(items, backend.usage([h for _, h in items])):
+                if used is not None:
+                    out[record.self_id] = used
+        peaks = [(r.self_id, r.run_id, out[r.self_id].rss) for items in by_backend.values() for r, _ in items
+                 if r.self_id in out and (r.max_rss or 0) < out[r.self_id].rss]  # fmt: skip
+        try:
+            self.job_db.record_peaks(peaks)
+        except DatabaseError as exc:  # e.g. disk full: the sample is still worth showing
+            log.warning("cannot record the jobs' peak memory: %s", exc)
+        return out
 
     def _launcher_alive(self, record: JobRecord) -> bool:
         """Whether the process that started ``record`` may still complete its start."""

@@ -1,213 +1,49 @@
 """What the two faces (the ``nodejobs`` CLI and the ``%job`` magics) share: one grammar, one wording.
 
-The sub-command table (``COMMANDS``) builds the argparse parsers of both faces; the functions below
-parse option values, pick and summarise jobs, and hold the exit-status rules. Faces parse and
-dispatch; everything they do to jobs goes through ``Jobs``.
+The sub-command table (``COMMANDS``, in ``grammar``, re-exported here) builds the argparse parsers of
+both faces; the functions below pick and summarise jobs, and hold the exit-status rules. Faces parse
+and dispatch; everything they do to jobs goes through ``Jobs``.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from .errors import JobNotFoundError, JobStillRunningError, NodeJobsError
-from .preflight import check_env_name
-from .records import JobFilter, JobRecord, JobRecordDict, JobStatus
-from .states import STATUSES
+from .grammar import (  # noqa: F401 -- the faces' grammar, re-exported: one module for the faces to use
+    BOTH,
+    CLEAN_CHOICES,
+    CLI,
+    COMMANDS,
+    MAGIC,
+    STATUS_CHOICES,
+    BadUsage,
+    Command,
+    Option,
+    add_options,
+    age,
+    commands,
+    count,
+    find_command,
+    moment,
+    names,
+    normalise,
+    overview,
+    parse_env,
+    seconds,
+    stream,
+)
+from .records import JobRecord, JobRecordDict, JobStatus
 
-CLI, MAGIC = "cli", "magic"
-BOTH = frozenset({CLI, MAGIC})
-STATUS_CHOICES = ("active", "ended", *STATUSES)
 FAILED_TAIL_LINES = 10
 
 # Exit statuses (the CLI's; the magics raise UsageError where these are non-zero for usage).
 OK, FAILED, USAGE, TIMED_OUT = 0, 1, 2, 124
-
-
-class BadUsage(NodeJobsError, ValueError):
-    """Input a face refuses before doing anything (exit status 2, or a ``UsageError``)."""
-
-
-# -- option values -------------------------------------------------------------------------------
-
-
-def seconds(text: str) -> float:
-    """An argparse type: seconds >= 0, ``inf`` allowed (for ``--timeout``, ``--grace``)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds (a number >= 0 or inf), not {text!r}") from None
-    if math.isnan(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"expected seconds (a number >= 0 or inf), not {text!r}")
-    return value
-
-
-def count(text: str) -> int:
-    """An argparse type: a whole number >= 0 (for ``-n``)."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, not {text!r}")
-    return value
-
-
-def parse_env(pairs: Sequence[str]) -> dict[str, str]:
-    """``["K=V", ...]`` as a dict; names follow ``check_env_name``. Anything else is ``BadUsage``."""
-    envs = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        try:
-            if not sep:
-                raise ValueError
-            check_env_name(key)
-        except ValueError:
-            raise BadUsage(
-                f"-e wants NAME=VALUE, NAME of letters, digits and _ not starting with a digit; not {pair!r}"
-            ) from None
-        envs[key] = value
-    return envs
-
-
-def stream(err: bool) -> str:
-    """The log stream an ``--err`` flag chooses: ``"err"`` or ``"out"``."""
-    return "err" if err else "out"
-
-
-# -- the sub-commands ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Option:
-    """One argparse argument: ``flags`` and ``kwargs`` as ``add_argument`` takes them, on ``faces``."""
-
-    flags: tuple[str, ...]
-    kwargs: dict[str, Any]
-    faces: frozenset = BOTH
-
-    @property
-    def takes_value(self) -> bool:
-        flag = self.flags[0].startswith("-")
-        return flag and self.kwargs.get("action") not in ("store_true", "store_false")
-
-
-def _opt(*flags: str, faces: frozenset = BOTH, **kwargs: Any) -> Option:
-    return Option(flags, kwargs, faces)
-
-
-@dataclass(frozen=True)
-class Command:
-    """A sub-command: its options, aliases, which faces have it, and which jobs its ids name."""
-
-    name: str
-    summary: str
-    options: tuple[Option, ...] = ()
-    aliases: tuple[str, ...] = ()
-    faces: frozenset = BOTH
-    ids: bool | None = field(default=None)  # completion: active jobs (True), ended (False), any (None)
-    takes_ids: bool = False
-
-    def options_for(self, face: str) -> list[Option]:
-        return [o for o in self.options if face in o.faces]
-
-
-_ENV = _opt("-e", "--env", action="append", default=[], metavar="K=V", help="set an environment variable")
-_JSON = _opt("--json", action="store_true", faces=frozenset({CLI}), help="JSON instead of text")
-_ID = _opt("job_id", metavar="ID", help="the job's id")
-
-COMMANDS: tuple[Command, ...] = (
-    Command("db", "Show the job database directory of this kernel, or switch to PATH.",
-            (_opt("path", nargs="?", help="directory holding jobs.db and logs/"),), faces=frozenset({MAGIC})),
-    Command("run", "Start COMMAND as a background job (one word runs through sh, several directly).", (
-        _opt("--id", dest="job_id", metavar="ID", help="the job's id (default: a readable one: train-1)"),
-        _opt("--cwd", metavar="DIR", help="working directory (default: the current one)"),
-        _ENV,
-        _opt("--keep-leftovers", action="store_true",
-             help="leave running what the job started when its program ends (default: end it)"),
-        _opt("command", nargs=argparse.REMAINDER, metavar="[--] CMD ...", help="what to run"),
-    )),
-    Command("ls", "List the jobs (the CLI prints a table; %job returns a DataFrame indexed by id).", (
-        _opt("--status", choices=STATUS_CHOICES, metavar="S",
-             help=f"only jobs with this status: {', '.join(STATUS_CHOICES)}"),
-        _JSON,
-    ), aliases=("list",)),
-    Command("status", "The job's record.", (_ID, _JSON), takes_ids=True),
-    Command("logs", "Print the job's output; -f (or `follow ID`) streams it until the job ends.", (
-        _ID,
-        _opt("-f", "--follow", action="store_true", help="print new output until the job ends"),
-        _opt("--err", action="store_true", help="stderr instead of stdout"),
-        _opt("-n", "--lines", type=count, metavar="N", help="only the last N lines (-f: then new ones)"),
-        _opt("--new", action="store_true", help="with -f: only output written from now on"),
-    ), aliases=("follow",), takes_ids=True),
-    Command("stop", "Stop jobs: SIGTERM to each whole process tree, SIGKILL after the grace time.", (
-        _opt("job_ids", metavar="ID", nargs="*", help="the jobs to stop"),
-        _opt("--all", action="store_true", help="stop every active job"),
-        _opt("--grace", type=seconds, metavar="S", help="seconds from SIGTERM to SIGKILL"),
-    ), ids=True, takes_ids=True),
-    Command("wait", "Wait for jobs to end (all of them, or --any); their final records.", (
-        _opt("job_ids", metavar="ID", nargs="+", help="the jobs to wait for"),
-        _opt("--timeout", type=seconds, metavar="S", help="give up after S seconds (inf: never)"),
-        _opt("--any", action="store_true", help="return when any one has ended"),
-    ), takes_ids=True),
-    Command("rerun", "Run an ended job again: same id, command and directory.", (
-        _ID,
-        _ENV,
-        _opt("--without-env", action="store_true", help="run without the environment values it had"),
-    ), ids=False, takes_ids=True),
-    Command("rm", "Delete ended jobs with their logs and scripts (all ids are checked first).",
-            (_opt("job_ids", metavar="ID", nargs="+", help="the jobs to delete"),),
-            ids=False, takes_ids=True),
-    Command("clean", "Delete every ended job with its logs."),
-    Command("watch", "Show a live dashboard of the jobs (or only of the IDs) and return it.",
-            (_opt("job_ids", metavar="ID", nargs="*", help="only these jobs"),),
-            faces=frozenset({MAGIC}), takes_ids=True),
-    Command("help", "Show the sub-commands, or one sub-command's options.",
-            (_opt("topic", nargs="?", metavar="SUBCOMMAND"),), faces=frozenset({MAGIC})),
-)  # fmt: skip
-
-
-def commands(face: str) -> list[Command]:
-    """The sub-commands a face offers, in the order help lists them."""
-    return [c for c in COMMANDS if face in c.faces]
-
-
-def find_command(name: str, face: str) -> Command | None:
-    """The sub-command called ``name`` (or one of its aliases) on ``face``, or None."""
-    for command in commands(face):
-        if name == command.name or name in command.aliases:
-            return command
-    return None
-
-
-def names(face: str) -> list[str]:
-    """Every name a face accepts for its sub-commands, aliases included."""
-    return [n for c in commands(face) for n in (c.name, *c.aliases)]
-
-
-def add_options(parser: argparse.ArgumentParser, command: Command, face: str) -> None:
-    """Add ``command``'s arguments for ``face`` to ``parser``."""
-    for option in command.options_for(face):
-        parser.add_argument(*option.flags, **option.kwargs)
-
-
-def overview(face: str) -> str:
-    """One line per sub-command (aliases in parentheses), for help texts."""
-    labels = {c.name: c.name + (f" ({', '.join(c.aliases)})" if c.aliases else "") for c in commands(face)}
-    width = max(len(label) for label in labels.values())
-    return "\n".join(f"  {labels[c.name]:<{width}}  {c.summary}" for c in commands(face))
-
-
-def normalise(args: argparse.Namespace, name: str) -> argparse.Namespace:
-    """Fill in what an alias implies (``follow ID`` is ``logs -f ID``)."""
-    if name == "follow":
-        args.follow = True
-    return args
 
 
 # -- jobs ----------------------------------------------------------------------------------------
@@ -236,12 +72,31 @@ def require_all(jobs: Any, job_ids: Sequence[str]) -> dict[str, JobRecord]:
     return {job_id: require(jobs, job_id) for job_id in job_ids}
 
 
-def select(jobs: Any, status: str | None = None) -> JobRecordDict:
-    """The jobs with ``status``: a status, ``"active"``, ``"ended"`` or None for all."""
-    if status in ("active", "ended"):
-        wanted = status == "active"
-        return JobRecordDict({i: r for i, r in jobs.list_status().items() if r.is_active == wanted})
-    return jobs.list_status(JobFilter(status=status) if status else None)
+def select(
+    jobs: Any, status: str | None = None, limit: int | None = None, since: str | None = None
+) -> JobRecordDict:
+    """The jobs with ``status`` (a status, ``"active"``, ``"ended"`` or None for all) started ``since``,
+    oldest first; with ``limit`` (not 0) only the newest ``limit`` of them."""
+    if not limit:
+        return jobs.list_status(status=status, since=since)
+    newest = jobs.list_status(status=status, since=since, order="newest", limit=limit)
+    return JobRecordDict({i: newest[i] for i in reversed(newest)})
+
+
+def listing_note(jobs: Any, shown: int, limit: int | None, status: str | None = None,
+                 since: str | None = None) -> str:  # fmt: skip
+    """``"showing the newest 100 of 12,345 jobs (...)"`` when a limit left some out; else ``""``."""
+    if not limit or shown < limit:
+        return ""
+    total = jobs.count(status=status, since=since)
+    if total <= shown:
+        return ""
+    return f"showing the newest {shown:,} of {total:,} jobs (--limit N for more, 0 for all)"
+
+
+def clean(jobs: Any, older_than: str | None = None, status: str | None = None) -> str:
+    """Delete ended jobs (``Jobs.clean``); the line saying which."""
+    return removed_text(jobs.clean(older_than=older_than, status=status), ended=True)
 
 
 def stop_many(jobs: Any, job_ids: Sequence[str], all_active: bool, grace: float | None) -> JobRecordDict:
@@ -285,14 +140,14 @@ def rerun(jobs: Any, job_id: str, env_pairs: Sequence[str] = (), without_env: bo
 # -- wording -------------------------------------------------------------------------------------
 
 
-def format_duration(seconds: float | None) -> str:
+def format_duration(secs: float | None) -> str:
     """``4.2 s``, ``3m 05s``, ``2h 07m``; empty for None."""
-    if seconds is None:
+    if secs is None:
         return ""
-    seconds = max(seconds, 0.0)  # an exit file's mtime may be a tick before the recorded start
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, secs = divmod(int(seconds), 60)
+    secs = max(secs, 0.0)  # an exit file's mtime may be a tick before the recorded start
+    if secs < 60:
+        return f"{secs:.1f} s"
+    minutes, secs = divmod(int(secs), 60)
     if minutes < 60:
         return f"{minutes}m {secs:02d}s"
     hours, minutes = divmod(minutes, 60)

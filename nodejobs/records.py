@@ -70,6 +70,8 @@ class JobRecord(BaseData):
     ended_at: (datetime, None)
     exit_code: (int, None)
     reason: (str, None)
+    cpu_time: (float, None)  # seconds of CPU (user + system) of the whole tree, recorded at the end
+    max_rss: (int, None)  # bytes: the largest resident memory of the tree seen by a usage sample
 
     def __setitem__(self, key: str, value: Any) -> None:
         # Paths are made from these: they must not reach outside the log directory or hold NUL.
@@ -133,6 +135,8 @@ DATAFRAME_COLUMNS = (
     "duration",
     "last_update",
     "reason",
+    "cpu_time",
+    "max_rss",
 )
 
 
@@ -147,8 +151,11 @@ _DATAFRAME_DTYPES = {
     "duration": "timedelta64[ns]",
     "last_update": "datetime64[ns, UTC]",
     "reason": "string",
+    "cpu_time": "timedelta64[ns]",
+    "max_rss": "Int64",
 }
-_TIME_COLUMNS = ("started_at", "ended_at", "duration", "last_update")
+_TIME_COLUMNS = ("started_at", "ended_at", "last_update")
+_SECONDS_COLUMNS = ("duration", "cpu_time")
 
 
 class JobRecordDict(dict):
@@ -161,14 +168,15 @@ class JobRecordDict(dict):
 
     def to_dataframe(self) -> "Any":
         """A pandas DataFrame indexed by job id: the same columns and dtypes whatever the records hold
-        (``string``, ``Int64``, ``datetime64[ns, UTC]``, ``timedelta64[ns]``), even when empty."""
+        (``string``, ``Int64``, ``datetime64[ns, UTC]``, ``timedelta64[ns]``), even when empty.
+        ``cpu_time`` and ``duration`` are timedeltas, ``max_rss`` bytes."""
         import pandas as pd
 
         records = list(self.values())
         columns = {}
         for name in DATAFRAME_COLUMNS:
             values = [r.duration if name == "duration" else r.get(name) for r in records]
-            if name == "duration":
+            if name in _SECONDS_COLUMNS:
                 column = pd.to_timedelta(pd.Series(values, dtype="float64"), unit="s")
             elif name in _TIME_COLUMNS:
                 column = pd.to_datetime(pd.Series(values, dtype=object), utc=True)

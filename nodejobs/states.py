@@ -32,19 +32,6 @@ ACTIVE_STATUSES = (S.c_queued, S.c_starting, S.c_running, S.c_stopping)
 FINAL_STATUSES = (S.c_finished, S.c_failed, S.c_stopped, S.c_failed_start, S.c_failed_stop)
 STATUSES = (*ACTIVE_STATUSES, *FINAL_STATUSES)  # every status, in the order faces list them
 
-# What each status means at a glance, for the faces' colours: waiting, running, ok, stopped or error.
-KINDS: dict[str, str] = {
-    S.c_queued: "waiting",
-    S.c_starting: "waiting",
-    S.c_running: "running",
-    S.c_stopping: "waiting",
-    S.c_finished: "ok",
-    S.c_failed: "error",
-    S.c_stopped: "stopped",
-    S.c_failed_start: "error",
-    S.c_failed_stop: "error",
-}
-
 TRANSITIONS: dict[str, frozenset[str]] = {
     S.c_queued: frozenset({S.c_starting, S.c_stopped, S.c_failed_start}),
     S.c_starting: frozenset({S.c_running, S.c_stopping, S.c_finished, S.c_failed, S.c_failed_start}),
@@ -53,11 +40,25 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     **{final: frozenset() for final in FINAL_STATUSES},
 }
 
+# How every face colours a status (the dashboard, the timeline picture).
+STATUS_COLOURS: dict[str, str] = {
+    S.c_queued: "#757575",
+    S.c_starting: "#b8860b",
+    S.c_running: "#1565c0",
+    S.c_stopping: "#b8860b",
+    S.c_stopped: "#6d4c41",
+    S.c_finished: "#2e7d32",
+    S.c_failed: "#c62828",
+    S.c_failed_start: "#c62828",
+    S.c_failed_stop: "#c62828",
+}
+UNKNOWN_COLOUR = "#555555"
+
 # Exit codes with which the shell says it could not run the program: 126 "cannot execute", 127 "not found".
 CANNOT_START_CODES = frozenset({126, 127})
 
 
-assert set(STATUSES) == S.values() == set(KINDS), "every status is listed, active or final, with a kind"
+assert set(STATUSES) == S.values() == set(STATUS_COLOURS), "every status is listed, with its colour"
 
 
 class IllegalTransition(AssertionError):

@@ -1,9 +1,12 @@
 """``JobDashboard``: a live ipywidgets table of jobs, a log pane, Stop and Rerun buttons, a status filter.
 
 It refreshes itself on a background thread, so cells keep running while it updates (ipywidgets 8 sends
-trait changes made on any thread through the kernel's comm channel). A refresh is one ``list_status``
-plus, for the selected job, the log bytes written since the last offset; a widget is written only when
-its value changed. Stop and Rerun run on that thread too, so a click never blocks the kernel.
+trait changes made on any thread through the kernel's comm channel). It shows the newest ``max_rows``
+jobs. A refresh brings the active jobs up to date and samples their CPU and memory (``Jobs.usage``, which
+also records their peak memory), reads only the records changed since the last refresh
+(``Jobs.changes``), and, for the selected job, the log bytes written since the last offset: its cost
+follows the active and changed jobs, not the history. A widget is written only when its value changed.
+Stop and Rerun run on that thread too, so a click never blocks the kernel.
 
 Stable CSS classes, for styling and browser tests (``<id>`` is the job id with characters other than
 letters, digits, ``_`` and ``-`` replaced by ``_``): ``nodejobs-dashboard`` (the whole),
@@ -11,7 +14,9 @@ letters, digits, ``_`` and ``-`` replaced by ``_``): ``nodejobs-dashboard`` (the
 ``nodejobs-row`` and ``nodejobs-row-<id>`` (one row; ``nodejobs-selected`` when its log is shown),
 in a row ``nodejobs-id`` (button selecting the job), ``nodejobs-status`` and
 ``nodejobs-status-<status>``, ``nodejobs-exit``, ``nodejobs-pid``, ``nodejobs-started``,
-``nodejobs-duration``, ``nodejobs-command``, ``nodejobs-stop``, ``nodejobs-rerun``; the log pane
+``nodejobs-duration``, ``nodejobs-cpu`` (CPU % while running, CPU time once ended), ``nodejobs-rss``
+(resident memory while running, the peak seen once ended), ``nodejobs-command``, ``nodejobs-stop``,
+``nodejobs-rerun``; the log pane
 ``nodejobs-logpane``, ``nodejobs-log-title``, ``nodejobs-stream`` (stdout/stderr) and ``nodejobs-log``.
 """
 
@@ -29,8 +34,9 @@ import ipywidgets as widgets
 from IPython import get_ipython
 from IPython.display import display
 
-from nodejobs import JobRecord, JobRecordDict, Jobs, NodeJobsError
+from nodejobs import JobRecord, Jobs, NodeJobsError
 from nodejobs.states import STATUSES
+from nodejobs.usage import JobUsage, format_bytes
 
 from .display import format_duration, format_time, set_value, status_html, summary
 from .logpane import LogPane
@@ -43,6 +49,8 @@ _CELLS = (  # (attribute, header, width)
     ("pid", "pid", "5.5em"),
     ("started", "started", "8em"),
     ("duration", "duration", "6.5em"),
+    ("cpu", "cpu", "4.5em"),
+    ("rss", "memory", "5em"),
 )
 _CLOSE = object()
 
@@ -72,7 +80,7 @@ class JobRow:
         )
         self.id_button.add_class("nodejobs-id")
         self.status = _cell("nodejobs-status", "7.5em")
-        self.exit_code, self.pid, self.started, self.duration = (
+        self.exit_code, self.pid, self.started, self.duration, self.cpu, self.rss = (
             _cell(f"nodejobs-{'exit' if name == 'exit_code' else name}", width) for name, _, width in _CELLS
         )
         self.command = _cell("nodejobs-command", "auto")
@@ -91,22 +99,28 @@ class JobRow:
         self.rerun_button.on_click(lambda _: on_rerun(job_id))
         self.box = widgets.HBox(
             [self.id_button, self.status, self.exit_code, self.pid, self.started, self.duration,
-             self.command, self.stop_button, self.rerun_button],
+             self.cpu, self.rss, self.command, self.stop_button, self.rerun_button],
             layout=widgets.Layout(align_items="center"),
         )  # fmt: skip
         self.box.add_class("nodejobs-row")
         self.box.add_class(f"nodejobs-row-{css_name(job_id)}")
         self.values: dict[str, Any] = {}
 
-    def show(self, record: JobRecord) -> bool:
+    def show(self, record: JobRecord, used: JobUsage | None = None) -> bool:
         """Write the widgets whose value changed; True if any did."""
         command = html.escape(record.command or "")
+        if used is not None:
+            cpu, rss = f"{used.cpu_percent:.0f}%", format_bytes(used.rss)
+        else:
+            cpu, rss = format_duration(record.cpu_time), format_bytes(record.max_rss)
         values = {
             "status": status_html(record.status),
             "exit_code": "" if record.exit_code is None else str(record.exit_code),
             "pid": "" if record.last_pid is None else str(record.last_pid),
             "started": format_time(record.started_at),
             "duration": format_duration(record.duration),
+            "cpu": cpu,
+            "rss": rss,
             "command": f"<code title='{command}' style='white-space:nowrap;overflow:hidden;"
             f"text-overflow:ellipsis;display:block'>{command}</code>",
             "stop": not record.is_active,
@@ -170,6 +184,11 @@ class JobDashboard(widgets.VBox):
         self.grace = grace
         self.rows: dict[str, JobRow] = {}
         self.selected: str | None = None
+        self._shown: dict[str, JobRecord] = {}  # the newest max_rows jobs the filter lets through
+        self._complete = False  # whether _shown holds every job the filter lets through
+        self._loaded: str | None = None  # the filter _shown was read for (None: not read yet)
+        self._seq = 0  # the change number _shown is up to date with
+        self._total = 0
         self.status_filter = widgets.Dropdown(
             options=FILTERS, value=status, description="status", layout=widgets.Layout(width="14em")
         )
@@ -215,31 +234,81 @@ class JobDashboard(widgets.VBox):
         with self._lock:
             if self._closed:
                 return
-            records = self.jobs.list_status()
-            shown = self._visible(records)
-            for job_id in [i for i in self.rows if i not in shown]:
+            used = self.jobs.usage()  # also brings the active jobs' records up to date
+            changed = self._update_shown()
+            for job_id in [i for i in self.rows if i not in self._shown]:
                 self.rows.pop(job_id).close()
-            for job_id, record in shown.items():
+            for job_id, record in self._shown.items():
                 if job_id not in self.rows:
                     self.rows[job_id] = JobRow(job_id, self.select, self._on_stop, self._on_rerun)
                     self.rows[job_id].select(job_id == self.selected)
-                self.rows[job_id].show(record)
-            self.rows = {job_id: self.rows[job_id] for job_id in shown}  # in table order
+                    changed.add(job_id)
+                if job_id in changed or record.is_active:  # an ended, unchanged row shows the same
+                    self.rows[job_id].show(record, used.get(job_id))
+            self.rows = {job_id: self.rows[job_id] for job_id in self._shown}  # in table order
             boxes = (self._header, *(row.box for row in self.rows.values()))
             if self.table.children != boxes:
                 self.table.children = boxes
-            count = (
-                f"{len(shown)} of {len(records)} jobs"
-                if len(shown) != len(records)
-                else f"{len(records)} jobs"
-            )
-            set_value(self.count_label, count)
-            if self.selected is not None and self.selected not in records:
-                self.selected = None
-            if self.selected is None and shown:
-                self.select(next(iter(shown)))
+            shown = len(self._shown)
+            set_value(self.count_label, f"{shown:,} of {self._total:,} jobs" if shown != self._total
+                      else f"{shown:,} jobs")  # fmt: skip
+            if self.selected is None and self._shown:
+                self.select(next(iter(self._shown)))
+            elif self.selected is not None:
+                record = self._shown.get(self.selected) or self.jobs.get_status(self.selected)
+                self.log_pane.show(self.jobs, record)
             else:
-                self.log_pane.show(self.jobs, records.get(self.selected) if self.selected else None)
+                self.log_pane.show(self.jobs, None)
+
+    def _update_shown(self) -> set[str]:
+        """Bring ``_shown`` up to date from the records changed since the last refresh; the ids changed."""
+        wanted = self.status_filter.value
+        if self._loaded != wanted:
+            self._reload(wanted)
+            return set(self._shown)
+        news = self.jobs.changes(self._seq)
+        self._seq, self._total = news.number, news.total
+        for job_id in news.deleted:
+            self._shown.pop(job_id, None)
+            if job_id == self.selected:
+                self.selected = None
+        for record in news.changed:
+            if self._wanted(record, wanted):
+                self._shown[record.self_id] = record
+            else:
+                self._shown.pop(record.self_id, None)
+        if len(self._shown) < self.max_rows and not self._complete:  # some went: read what follows them
+            self._reload(wanted)
+            return set(self._shown)
+        if not news.changed:
+            return set()
+        ordered = sorted(self._shown.values(), key=_newest_first)[: self.max_rows]
+        self._complete = self._complete and len(ordered) == len(self._shown)
+        self._shown = {r.self_id: r for r in ordered}
+        return {r.self_id for r in news.changed if r.self_id in self._shown}
+
+    def _reload(self, wanted: str) -> None:
+        """Read the newest ``max_rows`` jobs the filter lets through (one query, limited in SQL)."""
+        news = self.jobs.changes(2**62)  # nothing is newer: only the change number and the total
+        self._seq, self._total, self._loaded = news.number, news.total, wanted
+        status = None if wanted == "all" else wanted
+        if self.job_ids is not None:
+            found = [self.jobs.get_status(i) for i in self.job_ids]
+            records = [r for r in found if r is not None and self._wanted(r, wanted)]
+        else:
+            records = list(self.jobs.list_status(status=status, order="newest", limit=self.max_rows).values())
+        ordered = sorted(records, key=_newest_first)[: self.max_rows]
+        self._complete = len(records) < self.max_rows
+        self._shown = {r.self_id: r for r in ordered}
+        if self.selected is not None and self.jobs.get_status(self.selected) is None:
+            self.selected = None
+
+    def _wanted(self, record: JobRecord, wanted: str) -> bool:
+        if self.job_ids is not None and record.self_id not in self.job_ids:
+            return False
+        if wanted in ("active", "ended"):
+            return record.is_active == (wanted == "active")
+        return wanted == "all" or record.status == wanted
 
     def select(self, job_id: str) -> None:
         """Show ``job_id``'s output in the log pane."""
@@ -272,22 +341,6 @@ class JobDashboard(widgets.VBox):
         super().close()
 
     # -- internals -------------------------------------------------------------------------------
-
-    def _visible(self, records: JobRecordDict) -> dict[str, JobRecord]:
-        wanted = self.status_filter.value
-        shown = {}
-        for job_id in reversed(records):  # newest first
-            record = records[job_id]
-            if self.job_ids is not None and job_id not in self.job_ids:
-                continue
-            if (wanted == "active" and not record.is_active) or (wanted == "ended" and record.is_active):
-                continue
-            if wanted not in ("all", "active", "ended") and record.status != wanted:
-                continue
-            shown[job_id] = record
-            if len(shown) >= self.max_rows:
-                break
-        return shown
 
     def _show_log(self) -> None:
         with self._lock:
@@ -332,3 +385,7 @@ class JobDashboard(widgets.VBox):
         """Called by ``%job watch`` after displaying: the magic's returned value is not shown twice."""
         self._shown_in = getattr(get_ipython(), "execution_count", None)
 
+
+def _newest_first(record: JobRecord) -> tuple[float, str]:
+    started = record.started_at.timestamp() if record.started_at else float("-inf")
+    return -started, record.self_id

@@ -14,18 +14,14 @@ from IPython import get_ipython
 from IPython.display import DisplayHandle
 
 from nodejobs.operations import format_duration, summary
-from nodejobs.states import KINDS
+from nodejobs.states import STATUS_COLOURS, UNKNOWN_COLOUR
 
 __all__ = ["Progress", "format_duration", "format_time", "in_kernel", "set_value", "status_html", "summary"]
-
-KIND_COLOURS = {"waiting": "#b8860b", "running": "#1565c0", "ok": "#2e7d32", "stopped": "#6d4c41",
-                "error": "#c62828"}  # fmt: skip
-STATUS_COLOURS = {status: KIND_COLOURS[kind] for status, kind in KINDS.items()}
 
 
 def status_html(status: str | None) -> str:
     """The status as a coloured, bold span."""
-    colour = STATUS_COLOURS.get(status or "", "#555")
+    colour = STATUS_COLOURS.get(status or "", UNKNOWN_COLOUR)
     return f"<span style='color:{colour};font-weight:bold'>{html.escape(status or '?')}</span>"
 
 

@@ -39,7 +39,7 @@ class LogPane:
             set_value(self.text, self._render(""))
             return
         try:
-            path = jobs.log_path(record.self_id, self.stream.value)
+            path = jobs.log_path(record, self.stream.value)
         except JobNotFoundError:  # removed since it was listed
             return self.show(jobs, None)
         source = (record.self_id, record.started_at, path)

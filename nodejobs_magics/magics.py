@@ -28,7 +28,6 @@ from .display import Progress, format_duration, summary
 
 log = logging.getLogger(__name__)
 HINT = "`%job ls` lists them"
-_JOB_LINE = re.compile(r"^\s*(?:[A-Za-z_][\w.]*(?:\s*,\s*[A-Za-z_][\w.]*)*\s*=\s*)?%job\s(?P<rest>.*)$", re.S)
 
 
 @contextlib.contextmanager
@@ -61,6 +60,9 @@ class JobMagics(Magics, Configurable):
     backend = Unicode("local", help="Where jobs run (only 'local' for now).").tag(config=True)
     stop_grace = Float(3.0, help="Seconds from SIGTERM to SIGKILL when stopping a job.").tag(config=True)
     wait_interval = Float(0.5, help="Seconds between %job wait progress updates.").tag(config=True)
+    list_limit = Int(100, help="%job list shows the newest this many jobs (0: all); --limit overrides.").tag(
+        config=True
+    )
     logs_max_bytes = Int(
         16 * 2**20, help="%job logs without -n shows only the last 1000 lines of a log larger than this."
     ).tag(config=True)
@@ -154,7 +156,19 @@ class JobMagics(Magics, Configurable):
         return record
 
     def _ls(self, args: Any) -> Any:
-        return ops.select(self.jobs, args.status).to_dataframe()
+        limit = self.list_limit if args.limit is None else args.limit
+        records = ops.select(self.jobs, args.status, limit, args.since)
+        note = ops.listing_note(self.jobs, len(records), limit, args.status, args.since)
+        if note:
+            print(f"[{note}]")
+        return records.to_dataframe()
+
+    def _top(self, args: Any) -> Any:
+        return self.jobs.usage().to_dataframe()
+
+    def _timeline(self, args: Any) -> Any:
+        newest = {"order": "newest", "limit": args.limit} if args.limit else {}
+        return self.jobs.timeline(status=args.status, since=args.since, **newest)
 
     def _status(self, args: Any) -> JobRecord:
         return ops.require(self.jobs, args.job_id)
@@ -251,7 +265,7 @@ class JobMagics(Magics, Configurable):
         print(ops.removed_text(ops.remove_many(self.jobs, args.job_ids)))
 
     def _clean(self, args: Any) -> None:
-        print(ops.removed_text(self.jobs.clean(), ended=True))
+        print(ops.clean(self.jobs, args.older_than, args.status))
 
     def _watch(self, args: Any) -> JobDashboard:
         ops.require_all(self.jobs, args.job_ids)
@@ -327,32 +341,7 @@ class JobMagics(Magics, Configurable):
         Sub-commands, a sub-command's options, statuses after ``--status``, and job ids: only active
         ones for ``stop``, only ended ones for ``rm`` and ``rerun``. None: not ours to complete.
         """
-        match = _JOB_LINE.match(text_until_cursor)
-        if match is None:
-            return None
-        words = match.group("rest").split()
-        if not match.group("rest")[-1:].strip():
-            words.append("")
-        current = words[-1]
-        if len(words) == 1:
-            return [n for n in parsing.SUBCOMMANDS if n.startswith(current)]
-        parser = parsing.parser_for(words[0])
-        if parser is None:
-            return []
-        command, previous = parser.command, words[-2]
-        if command.name == "help":
-            return [n for n in parsing.SUBCOMMANDS if n.startswith(current)] if len(words) == 2 else []
-        if previous == "--status":
-            return [s for s in ops.STATUS_CHOICES if s.startswith(current)]
-        if current.startswith("-"):
-            flags = ["-h", "--help", *(f for o in command.options_for(ops.MAGIC) for f in o.flags)]
-            return sorted(f for f in flags if f.startswith("-") and f.startswith(current))
-        options = {f: o for o in command.options_for(ops.MAGIC) for f in o.flags}
-        if command.name == "run" or (previous in options and options[previous].takes_value):
-            return None  # a command, a path or a value: IPython's own completions
-        if command.takes_ids:
-            return self.jobs.ids(current, active=command.ids)
-        return []
+        return parsing.complete(text_until_cursor, self.jobs.ids)
 
     def matcher(self) -> Any:
         """An IPython completion matcher for ``%job`` lines that hides Python's completions there."""

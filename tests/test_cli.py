@@ -332,3 +332,30 @@ def test_keep_leftovers_leaves_a_background_child_running_until_stop(cli, jobs):
     assert pid_alive(child)
     cli("stop", "kept")  # an ended job: stop still reaches what it left
     wait_until(lambda: not pid_alive(child), message="the leftover to be ended")
+
+
+def test_top_ls_limit_and_clean_by_age_and_status(cli, db_path, capsys):
+    for name in ("a", "b", "c"):
+        cli("run", "--id", name, "--", "true")
+        cli("wait", name)
+    cli("run", "--id", "bad", "--", "sh", "-c", "exit 3")
+    cli("wait", "bad")
+    cli("run", "--id", "live", "--", "sleep", "30")
+    code, out, _ = cli("top")
+    header = ["ID", "STATUS", "ELAPSED", "CPU%", "RSS", "PEAK", "THREADS"]
+    assert code == 0 and out.splitlines()[0].split() == header
+    assert out.splitlines()[1].split()[:2] == ["live", "running"] and len(out.splitlines()) == 2
+    assert json.loads(cli("top", "--json")[1])["live"]["rss"] > 0
+    code, out, err = cli("ls", "--limit", "2")
+    assert [line.split()[0] for line in out.splitlines()[1:]] == ["bad", "live"]  # the newest 2, oldest first
+    assert err == "showing the newest 2 of 5 jobs (--limit N for more, 0 for all)\n"
+    assert cli("ls", "--since", "1h", "--limit", "0")[1].count("\n") == 6
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--db", db_path, "clean", "--older-than", "soon"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "expected an age such as 30d" in err and err.count("\n") == 1
+    assert cli("clean", "--older-than", "30d")[1] == "removed 0 ended job(s)\n"
+    assert cli("clean", "--status", "failed")[1] == "removed 1 ended job(s): bad\n"
+    assert cli("clean", "--status", "finished", "--older-than", "0s")[1] == (
+        "removed 3 ended job(s): a, b, c\n"
+    )

@@ -196,3 +196,33 @@ def test_without_jobs_it_opens_and_closes_its_own(tmp_path):
     assert dashboard.jobs.db_path == str(tmp_path / "home")  # $NODEJOBS_HOME
     dashboard.close()
     assert {t.name for t in threading.enumerate()} == before
+
+
+def test_shows_the_newest_rows_with_a_count_and_usage_of_running_jobs(jobs, make_dashboard):
+    for i in range(5):
+        jobs.run(["true"], f"old-{i}")
+        jobs.wait(f"old-{i}", 10)
+    jobs.run(["sleep", "30"], "live")
+    dashboard = make_dashboard(max_rows=3)
+    assert list(dashboard.rows) == ["live", "old-4", "old-3"] and "3 of 6 jobs" in dashboard.count_label.value
+    wait_until(lambda: dashboard.rows["live"].values.get("cpu", "").endswith("%"), message="CPU %")
+    assert dashboard.rows["live"].values["rss"].endswith(("KB", "MB"))
+    jobs.remove("old-4")
+    wait_until(lambda: list(dashboard.rows) == ["live", "old-3", "old-2"], message="the next row to move up")
+    assert "3 of 5 jobs" in dashboard.count_label.value
+
+
+def test_a_refresh_reads_only_the_records_that_changed(jobs, make_dashboard, monkeypatch):
+    import nodejobs.jobdb as jobdb_module
+
+    for i in range(200):
+        jobs.jobdb.update_status({"self_id": f"h-{i}", "status": "finished", "started_at": float(i)})
+    jobs.run(["sleep", "30"], "live")
+    dashboard = make_dashboard(refresh_interval=3600)
+    read = [0]
+    original = jobdb_module._row_to_record
+    monkeypatch.setattr(jobdb_module, "_row_to_record", lambda row: (read.__setitem__(0, read[0] + 1),
+                                                                      original(row))[1])  # fmt: skip
+    dashboard.refresh()
+    assert read[0] <= 3  # the active job, and what changed: not the 200 of the history
+    assert "100 of 201 jobs" in dashboard.count_label.value

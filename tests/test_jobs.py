@@ -355,7 +355,8 @@ def test_list_status_brings_records_up_to_date_without_a_reaper(db_path, tmp_pat
     with Jobs(db_path, reaper=False) as quiet:
         quiet.run(gated(go, "exit 0"), "q")
         go.touch()
-        wait_until(lambda: os.path.exists(os.path.join(db_path, "logs", "q.exit")), message="exit file")
+        exit_file = os.path.join(db_path, "logs", "q.exit")  # written, not only created by the redirection:
+        wait_until(lambda: os.path.exists(exit_file) and os.path.getsize(exit_file) > 0, message="exit code")
         assert quiet.jobdb.get("q").status == "running"  # nobody has folded the end yet
         assert quiet.list_status()["q"].status == "finished"
         assert quiet.jobdb.get("q").exit_code == 0

@@ -485,7 +485,7 @@ def test_tab_completion_through_the_completer(ip):
     job(ip, "run --id live-1 -- sleep 30")
     finished(ip, job(ip, "run --id done-1 -- true").self_id)
     subcommands = ["clean", "db", "follow", "help", "list", "logs", "ls", "rerun", "rm", "run", "status",
-                   "stop", "wait", "watch"]  # fmt: skip
+                   "stop", "timeline", "top", "wait", "watch"]  # fmt: skip
     assert completions(ip, "%job ") == subcommands  # no Python keywords (and, if, in, ...)
     assert completions(ip, "x = %job li") == ["list"]
     long_options = ["--cwd", "--env", "--help", "--id", "--keep-leftovers"]
@@ -506,3 +506,26 @@ def test_run_keep_leftovers(ip):
     assert pid_alive(child)
     ip.run_line_magic("job", "stop kept")
     wait_until(lambda: not pid_alive(child), message="the leftover to be ended")
+
+
+def test_top_list_limit_timeline_and_clean_options(ip, capsys):
+    for name in ("a", "b", "c"):
+        finished(ip, job(ip, f"run --id {name} -- true").self_id)
+    job(ip, "run --id live -- sleep 30")
+    top = job(ip, "top")
+    assert list(top.index) == ["live"] and str(top["rss"].dtype) == "Int64" and top.loc["live", "rss"] > 0
+    capsys.readouterr()
+    ip.run_line_magic("config", "JobMagics.list_limit = 2")
+    assert list(job(ip, "list").index) == ["c", "live"]
+    assert "[showing the newest 2 of 4 jobs" in capsys.readouterr().out
+    assert list(job(ip, "list --limit 0").index) == ["a", "b", "c", "live"]
+    pytest.importorskip("matplotlib")
+    import matplotlib.pyplot as plt
+
+    fig = job(ip, "timeline --status ended")
+    assert len(fig.axes[0].patches) == 3
+    plt.close(fig)
+    with pytest.raises(UsageError, match="older-than"):
+        job(ip, "clean --older-than soon")
+    job(ip, "clean --status finished --older-than 0s")
+    assert "removed 3 ended job(s): a, b, c" in capsys.readouterr().out

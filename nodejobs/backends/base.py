@@ -56,6 +56,7 @@ class Observation:
     ended_at: datetime | None = None
     started: bool = True  # False: it ended without its program ever being let go (never released)
     reason: str | None = None  # why it pends, or how it ended, in the backend's words
+    cpu_time: float | None = None  # CPU seconds (user + system) of the whole job, when it ended
 
     @property
     def ended(self) -> bool:
@@ -70,6 +71,17 @@ class Capabilities:
     delayed_start: bool = False  # can start a job at a given time (e.g. Slurm --begin)
     resource_usage: bool = False  # can report CPU and memory of a running job
     end_notification: bool = False  # ``watch`` calls back promptly when a job ends
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What one running job uses now: the sum over all its processes."""
+
+    cpu_percent: float  # % of one core since the previous sample (the first: since the job started)
+    rss: int  # resident memory, bytes
+    threads: int
+    processes: int
+    cpu_time: float  # CPU seconds (user + system) used so far by the processes alive now
 
 
 class Backend(ABC):
@@ -126,6 +138,12 @@ class Backend(ABC):
     def handle_from_record(self, record: dict[str, Any]) -> Handle | None:
         """A handle for a record written before records held one (an older nodejobs), or None."""
         return None
+
+    def usage(self, handles: Sequence[Handle]) -> list[Usage | None]:
+        """With the ``resource_usage`` capability: CPU and memory of many running jobs, measured in one
+        pass, in the order of ``handles``; None for a job with no live process. Without it, not called.
+        """
+        return [None for _ in handles]
 
     def watch(self, handle: Handle, on_end: Callable[[], None]) -> None:
         """Call ``on_end()`` soon after the job ends, while this backend is open (optional)."""

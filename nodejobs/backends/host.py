@@ -25,13 +25,26 @@ def boot_id() -> str:
     return _BOOT_ID
 
 
-def proc_start(pid: int) -> tuple[int, str] | None:
-    """``(start ticks since boot, state letter)`` of ``pid``, or None if there is no such process."""
+def read_proc(path: str, size: int = 4096) -> bytes | None:
+    """The first ``size`` bytes of a small file such as ``/proc/<pid>/stat`` (plain system calls: these
+    are read for every job at every refresh), or None if it (or its process) does not exist."""
     try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
+        fd = os.open(path, os.O_RDONLY)
     except (FileNotFoundError, ProcessLookupError, PermissionError):
         return None  # other errors (e.g. out of file descriptors) are not an answer: they propagate
+    try:
+        return os.read(fd, size)
+    except ProcessLookupError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def proc_start(pid: int) -> tuple[int, str] | None:
+    """``(start ticks since boot, state letter)`` of ``pid``, or None if there is no such process."""
+    stat = read_proc(f"/proc/{pid}/stat")
+    if not stat:
+        return None
     fields = stat[stat.rindex(b")") + 2 :].split()
     return int(fields[19]), fields[0].decode()
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 import select
 import signal
 import socket
@@ -40,8 +41,10 @@ from .base import (
     JobSpec,
     Observation,
     SubmitError,
+    Usage,
 )
 from .local_procs import close_all, find_members, terminate
+from .local_usage import UsageMeter
 from .reaper import Reaper
 
 log = logging.getLogger(__name__)
@@ -55,6 +58,7 @@ SETTLE_STEP = 0.0002  # seconds between looks at a just-released program
 REBOOT_REASON = "the machine restarted while the job was active"
 LOST_REASON = "the supervisor ended without recording an exit code (killed, or the machine restarted)"
 _MAX_POLL_MS = 2**31 - 1
+_TIMES = re.compile(rb"(\d+)m(\d+(?:[.,]\d+)?)s")
 
 
 def _poll_ms(timeout: float | None) -> int | None:
@@ -84,6 +88,7 @@ class LocalBackend(Backend):
         self._children: dict[int, subprocess.Popen] = {}  # supervisors this instance started, by pid
         self._released: set[str] = set()  # runs this instance let go (their shell may not know yet)
         self._recorded: set[int] = set()  # supervisors whose job's end is recorded, not yet reaped
+        self._meter = UsageMeter()
         self._lock = threading.Lock()
 
     # -- creating ----------------------------------------------------------------------------------
@@ -193,10 +198,15 @@ class LocalBackend(Backend):
             if handle.get("run") in self._released:
                 return True
         try:
-            with open(f"/proc/{handle['pid'][0]}/cmdline", "rb") as f:
-                return not _is_supervisor(f.read())
-        except (OSError, ValueError, TypeError):
+            cmdline = host.read_proc(f"/proc/{int(handle['pid'][0])}/cmdline")
+        except (ValueError, TypeError):
             return True
+        return cmdline is None or not _is_supervisor(cmdline)
+
+    def usage(self, handles: Sequence[Handle]) -> list[Usage | None]:
+        """CPU and memory of the jobs' process trees, all measured in one read of ``/proc``
+        (``local_usage``)."""
+        return self._meter.usage(handles)
 
     def wait(self, handle: Handle, timeout: float | None) -> bool:
         boot = handle.get("boot")
@@ -308,6 +318,7 @@ class LocalBackend(Backend):
     def forget(self, handle: Handle) -> None:
         """Drop what this instance holds of a job whose end is recorded (its supervisor's exit status
         is kept until then: without an exit file, e.g. on a full disk, it is the only record)."""
+        self._meter.forget(handle.get("run"))
         with self._lock:
             self._released.discard(handle.get("run"))
             child = self._children.get(handle["supervisor"][0])
@@ -328,13 +339,20 @@ class LocalBackend(Backend):
 
 
 def read_exit_file(path: str, supervisor_pid: int | None = None) -> Observation | None:
-    """The end a supervisor (``supervisor_pid``, if given) wrote to ``path``, or None if not yet."""
+    """The end a supervisor (``supervisor_pid``, if given) wrote to ``path``, or None if not yet.
+
+    Line 1 is ``CODE WRITER STARTED``; lines 2-3 the output of the shell's ``times``: the shell's own
+    user and system time, then its children's — the job's CPU time, its whole tree (what was reaped).
+    """
     try:
-        with open(path, "rb") as f:
-            lines = f.read().split(b"\n")
-            ended = os.fstat(f.fileno()).st_mtime
+        fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
         return None
+    try:
+        lines = os.read(fd, 65536).split(b"\n")
+        ended = os.fstat(fd).st_mtime
+    finally:
+        os.close(fd)
     words = lines[0].split()
     try:
         code, writer = int(words[0]), int(words[1]) if len(words) > 1 else None
@@ -346,7 +364,17 @@ def read_exit_file(path: str, supervisor_pid: int | None = None) -> Observation 
     if supervisor_pid is not None and writer is not None and writer != supervisor_pid:
         return None  # written by the supervisor of another run of this id
     ended_at = datetime.fromtimestamp(ended, timezone.utc)
-    return Observation(ENDED, exit_code=code, ended_at=ended_at, started=started)
+    return Observation(ENDED, exit_code=code, ended_at=ended_at, started=started, cpu_time=_cpu_time(lines))
+
+
+def _cpu_time(lines: list[bytes]) -> float | None:
+    """Children's user + system seconds from the ``times`` lines of an exit file, or None."""
+    if len(lines) < 3:
+        return None
+    found = _TIMES.findall(lines[2])
+    if len(found) != 2:
+        return None
+    return round(sum(int(minutes) * 60 + float(secs.replace(b",", b".")) for minutes, secs in found), 3)
 
 
 def _blocked_in_program(pid: int) -> bool:
