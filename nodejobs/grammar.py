@@ -12,7 +12,6 @@ from typing import Any
 from .errors import NodeJobsError
 from .preflight import check_env_name
 from .queries import parse_age, parse_when
-from .records import JobStatus
 from .states import FINAL_STATUSES, STATUSES
 
 CLI, MAGIC = "cli", "magic"
