@@ -1,6 +1,7 @@
 """The job records: ``JobRecord``, ``JobFilter``, ``JobRecordDict`` and job id rules."""
 
 import html
+import json
 import os
 import re
 from datetime import datetime, timezone
@@ -69,7 +70,14 @@ class JobRecord(BaseData):
     started_at: (datetime, None)
     ended_at: (datetime, None)
     exit_code: (int, None)
-    reason: (str, None)
+    reason: (str, None)  # why it could not start, how it ended, or (queued) what it waits for
+    group: (str, None)  # its queue group; a group's limit caps how many of its jobs run at once
+    after: (str, None)  # JSON list of the ids it waits for (it starts when every one finished)
+    start_at: (datetime, None)  # not started before this time
+    timeout: (float, None)  # seconds it may run before it is ended as timed_out
+    tags: (str, None)  # JSON object of the user's labels, e.g. {"lr": 0.01}
+    slot: (int, None)  # 0..limit-1 in a limited group, unique among its running jobs (NODEJOBS_SLOT)
+    submitted_at: (datetime, None)
 
     def __setitem__(self, key: str, value: Any) -> None:
         # Paths are made from these: they must not reach outside the log directory or hold NUL.
@@ -82,6 +90,16 @@ class JobRecord(BaseData):
     @property
     def is_active(self) -> bool:
         return self.status in ACTIVE_STATUSES
+
+    @property
+    def tag_values(self) -> dict[str, Any]:
+        """The tags as a dict (empty when it has none)."""
+        return json.loads(self.tags) if self.tags else {}
+
+    @property
+    def after_ids(self) -> list[str]:
+        """The ids this job waits for (empty when none)."""
+        return json.loads(self.after) if self.after else []
 
     @property
     def duration(self) -> float | None:
@@ -113,13 +131,14 @@ _HIDDEN_FIELDS = {
 
 
 class JobFilter(BaseData):
-    """Query criteria: any JobRecord field, matched for equality. Unknown keys are an error."""
+    """Query criteria: any JobRecord field, matched for equality; ``tags`` is a dict and matches jobs
+    having every one of those tags with that value. Unknown keys are an error."""
 
     _strict = True
 
     @classmethod
     def get_keys(cls) -> tuple[dict, dict]:
-        return {}, {k: (t, None) for k, t in JobRecord._types.items()}
+        return {}, {k: (dict if k == "tags" else t, None) for k, t in JobRecord._types.items()}
 
 
 DATAFRAME_COLUMNS = (
@@ -133,6 +152,8 @@ DATAFRAME_COLUMNS = (
     "duration",
     "last_update",
     "reason",
+    "group",
+    "slot",
 )
 
 
@@ -147,6 +168,8 @@ _DATAFRAME_DTYPES = {
     "duration": "timedelta64[ns]",
     "last_update": "datetime64[ns, UTC]",
     "reason": "string",
+    "group": "string",
+    "slot": "Int64",
 }
 _TIME_COLUMNS = ("started_at", "ended_at", "duration", "last_update")
 
@@ -161,7 +184,8 @@ class JobRecordDict(dict):
 
     def to_dataframe(self) -> "Any":
         """A pandas DataFrame indexed by job id: the same columns and dtypes whatever the records hold
-        (``string``, ``Int64``, ``datetime64[ns, UTC]``, ``timedelta64[ns]``), even when empty."""
+        (``string``, ``Int64``, ``datetime64[ns, UTC]``, ``timedelta64[ns]``), even when empty; then one
+        column per tag key (dtype inferred; missing values NA), unless a built-in column has that name."""
         import pandas as pd
 
         records = list(self.values())
@@ -175,6 +199,9 @@ class JobRecordDict(dict):
             else:
                 column = pd.Series(values, dtype=object)
             columns[name] = column.astype(_DATAFRAME_DTYPES[name]).array
+        tags = [r.tag_values for r in records]
+        for key in sorted({k for t in tags for k in t} - set(columns)):
+            columns[key] = pd.Series([t.get(key) for t in tags], dtype=object).infer_objects().array
         return pd.DataFrame(columns, index=pd.Index(list(self.keys()), name="self_id", dtype="string"))
 
     def _repr_html_(self) -> str:

@@ -37,6 +37,8 @@ class JobSpec:
     exit_path: str
     keep_leftovers: bool = False  # leave processes alive that outlive the job's main process
     options: dict[str, Any] = field(default_factory=dict)  # backend-specific resources
+    timeout: float | None = None  # end it (politely, then forcibly) after this many seconds of running
+    on_end: list[str] | None = None  # run on the job's machine once its end is recorded, detached
 
 
 # Observation.state values
@@ -56,6 +58,7 @@ class Observation:
     ended_at: datetime | None = None
     started: bool = True  # False: it ended without its program ever being let go (never released)
     reason: str | None = None  # why it pends, or how it ended, in the backend's words
+    timed_out: bool = False  # the backend ended it because its ``timeout`` ran out
 
     @property
     def ended(self) -> bool:

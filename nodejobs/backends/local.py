@@ -17,6 +17,7 @@ import logging
 import math
 import os
 import select
+import shlex
 import socket
 import subprocess
 import sys
@@ -85,9 +86,11 @@ class LocalBackend(Backend):
 
     def submit(self, spec: JobSpec) -> Handle:
         grace = str(self.leftover_grace)
+        limit = f"{spec.timeout:.3f}" if spec.timeout else "0"
         argv = [
             "nodejobs-supervisor", SUPERVISOR, spec.job_id, spec.exit_path, spec.run_id, grace,
-            "1" if spec.keep_leftovers else "0", sys.executable, *spec.argv,
+            "1" if spec.keep_leftovers else "0", sys.executable, limit,
+            shlex.join(spec.on_end) if spec.on_end else "", *spec.argv,
         ]  # fmt: skip
         try:
             for path in (spec.exit_path, spec.out_path, spec.err_path):
@@ -300,6 +303,7 @@ def read_exit_file(path: str, supervisor_pid: int | None = None) -> Observation 
     try:
         code, writer = int(words[0]), int(words[1]) if len(words) > 1 else None
         started = words[2] != b"0" if len(words) > 2 else True
+        timed_out = len(words) > 3 and words[3] == b"timeout"
     except (IndexError, ValueError):
         if words:
             log.warning("ignoring unreadable exit file %s: %r", path, lines[0][:100])
@@ -307,7 +311,7 @@ def read_exit_file(path: str, supervisor_pid: int | None = None) -> Observation 
     if supervisor_pid is not None and writer is not None and writer != supervisor_pid:
         return None  # written by the supervisor of another run of this id
     ended_at = datetime.fromtimestamp(ended, timezone.utc)
-    return Observation(ENDED, exit_code=code, ended_at=ended_at, started=started)
+    return Observation(ENDED, exit_code=code, ended_at=ended_at, started=started, timed_out=timed_out)
 
 
 def _blocked_in_program(pid: int) -> bool:

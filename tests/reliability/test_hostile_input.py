@@ -222,6 +222,7 @@ def _typed_value(kind):
         str: hostile_text,
         int: st.integers(min_value=-(2**70), max_value=2**70),
         bool: st.booleans(),
+        float: st.floats(allow_nan=False),
         datetime: st.datetimes(timezones=st.sampled_from([timezone.utc, timezone(timedelta(hours=-11))])),
         JobStatus: st.sampled_from(sorted(JobStatus.values())),
     }[kind]
