@@ -31,3 +31,7 @@ class DatabaseError(NodeJobsError, OSError):
 
 class MissingEnvError(NodeJobsError, ValueError):
     """A rerun needs environment values that were never stored."""
+
+
+class BadUsage(NodeJobsError, ValueError):
+    """Input a face refuses before doing anything (exit status 2, or a ``UsageError``)."""

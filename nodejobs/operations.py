@@ -15,21 +15,25 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import JobNotFoundError, JobStillRunningError, NodeJobsError
+from .errors import BadUsage, JobNotFoundError, JobStillRunningError
 from .preflight import check_env_name
+from .queue_ops import limit, queue_options, sweep, tag
 from .records import JobFilter, JobRecord, JobRecordDict, JobStatus
+from .wording import FAILED_TAIL_LINES, failure_tail, format_duration, summary
+
+__all__ = [
+    "FAILED_TAIL_LINES", "BadUsage", "failure_tail", "format_duration", "limit", "queue_options", "summary",
+    "sweep",
+]  # fmt: skip
 
 CLI, MAGIC = "cli", "magic"
 BOTH = frozenset({CLI, MAGIC})
 STATUS_CHOICES = ("active", "ended", *sorted(JobStatus.values()))
-FAILED_TAIL_LINES = 10
 
 # Exit statuses (the CLI's; the magics raise UsageError where these are non-zero for usage).
 OK, FAILED, USAGE, TIMED_OUT = 0, 1, 2, 124
 
 
-class BadUsage(NodeJobsError, ValueError):
-    """Input a face refuses before doing anything (exit status 2, or a ``UsageError``)."""
 
 
 # -- option values -------------------------------------------------------------------------------
@@ -116,6 +120,13 @@ class Command:
         return [o for o in self.options if face in o.faces]
 
 
+_QUEUE_OPTIONS = (
+    _opt("--group", metavar="G", help="its queue group (default: default); see `limit`"),
+    _opt("--after", action="append", default=[], metavar="ID", help="start when job ID finished (repeat)"),
+    _opt("--at", metavar="WHEN", help="start at WHEN: seconds from now, or an ISO time with a zone"),
+    _opt("--timeout", type=seconds, metavar="S", help="end it as timed_out after S seconds of running"),
+    _opt("--tag", action="append", default=[], metavar="K=V", help="label it (repeatable; ls --tag K=V)"),
+)
 _ENV = _opt("-e", "--env", action="append", default=[], metavar="K=V", help="set an environment variable")
 _JSON = _opt("--json", action="store_true", faces=frozenset({CLI}), help="JSON instead of text")
 _ID = _opt("job_id", metavar="ID", help="the job's id")
@@ -127,11 +138,26 @@ COMMANDS: tuple[Command, ...] = (
         _opt("--id", dest="job_id", metavar="ID", help="the job's id (default: a readable one: train-1)"),
         _opt("--cwd", metavar="DIR", help="working directory (default: the current one)"),
         _ENV,
+        *_QUEUE_OPTIONS,
         _opt("command", nargs=argparse.REMAINDER, metavar="[--] CMD ...", help="what to run"),
+    )),
+    Command("sweep", "Submit one job per combination of -p values: COMMAND with {NAME} filled in.", (
+        _opt("-p", "--param", action="append", default=[], metavar="NAME=V1,V2", help="values of {NAME}"),
+        _opt("--prefix", metavar="P", help="ids are P-NAMEvalue-... (default: from the command)"),
+        _opt("--group", metavar="G", help="their group (default: the prefix)"),
+        _opt("--limit", type=count, metavar="N", help="run at most N of the group at once"),
+        _opt("--after", action="append", default=[], metavar="ID", help="start each when job ID finished"),
+        _opt("--timeout", type=seconds, metavar="S", help="end each as timed_out after S seconds"),
+        _opt("command", nargs=argparse.REMAINDER, metavar="[--] TEMPLATE ...", help="the command template"),
+    )),
+    Command("limit", "Let at most N jobs of GROUP run at once (none: unlimited); without N, show limits.", (
+        _opt("group", nargs="?", metavar="GROUP", help="the group (created on first use)"),
+        _opt("n", nargs="?", metavar="N", help="a whole number >= 1, or none"),
     )),
     Command("ls", "List the jobs (the CLI prints a table; %job returns a DataFrame indexed by id).", (
         _opt("--status", choices=STATUS_CHOICES, metavar="S",
              help=f"only jobs with this status: {', '.join(STATUS_CHOICES)}"),
+        _opt("--tag", action="append", default=[], metavar="K=V", help="only jobs with this tag (repeat)"),
         _JSON,
     ), aliases=("list",)),
     Command("status", "The job's record.", (_ID, _JSON), takes_ids=True),
@@ -233,12 +259,19 @@ def require_all(jobs: Any, job_ids: Sequence[str]) -> dict[str, JobRecord]:
     return {job_id: require(jobs, job_id) for job_id in job_ids}
 
 
-def select(jobs: Any, status: str | None = None) -> JobRecordDict:
-    """The jobs with ``status``: a status, ``"active"``, ``"ended"`` or None for all."""
+def select(jobs: Any, status: str | None = None, tags: Sequence[str] = ()) -> JobRecordDict:
+    """The jobs with ``status`` (a status, ``"active"``, ``"ended"`` or None for all) and every tag
+    of ``tags`` (``K=V`` words)."""
+    wanted_tags = dict(tag(pair) for pair in tags)
+    criteria = JobFilter(tags=wanted_tags or None)
     if status in ("active", "ended"):
         wanted = status == "active"
-        return JobRecordDict({i: r for i, r in jobs.list_status().items() if r.is_active == wanted})
-    return jobs.list_status(JobFilter(status=status) if status else None)
+        return JobRecordDict({i: r for i, r in jobs.list_status(criteria).items() if r.is_active == wanted})
+    if status:
+        criteria.status = status
+    return jobs.list_status(criteria)
+
+
 
 
 def stop_many(jobs: Any, job_ids: Sequence[str], all_active: bool, grace: float | None) -> JobRecordDict:
@@ -277,50 +310,6 @@ def rerun(jobs: Any, job_id: str, env_pairs: Sequence[str] = (), without_env: bo
     """Run an ended job again, with ``-e`` values again or ``--without-env`` if it had any."""
     envs = parse_env(env_pairs)
     return jobs.rerun(job_id, envs=envs or None, without_env=without_env)
-
-
-# -- wording -------------------------------------------------------------------------------------
-
-
-def format_duration(seconds: float | None) -> str:
-    """``4.2 s``, ``3m 05s``, ``2h 07m``; empty for None."""
-    if seconds is None:
-        return ""
-    seconds = max(seconds, 0.0)  # an exit file's mtime may be a tick before the recorded start
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, secs = divmod(int(seconds), 60)
-    if minutes < 60:
-        return f"{minutes}m {secs:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h {minutes:02d}m"
-
-
-def summary(record: JobRecord) -> str:
-    """One line about a job: ``train-1 finished (exit 0) after 4.2 s`` or ``train-1 running (pid 41)``."""
-    if record.is_active:
-        return f"{record.self_id} {record.status} (pid {record.last_pid})"
-    text = f"{record.self_id} {record.status}"
-    if record.exit_code is not None:
-        text += f" (exit {record.exit_code})"
-    if record.duration is not None:
-        text += f" after {format_duration(record.duration)}"
-    if record.reason:
-        text += f": {record.reason}"
-    return text
-
-
-def failure_tail(jobs: Any, record: JobRecord, lines: int = FAILED_TAIL_LINES) -> str:
-    """For a failed job, the last lines of its stderr under a title line; else ``""``."""
-    if record.status not in (JobStatus.c_failed, JobStatus.c_failed_start):
-        return ""
-    try:
-        text = jobs.tail(record.self_id, lines, "err")
-    except NodeJobsError:  # removed meanwhile
-        return ""
-    if not text.strip():
-        return ""
-    return f"[stderr of {record.self_id}, last lines]\n" + (text if text.endswith("\n") else text + "\n")
 
 
 # -- waiting and exit statuses -------------------------------------------------------------------

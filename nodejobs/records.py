@@ -154,6 +154,7 @@ DATAFRAME_COLUMNS = (
     "reason",
     "group",
     "slot",
+    "position",
 )
 
 
@@ -170,8 +171,24 @@ _DATAFRAME_DTYPES = {
     "reason": "string",
     "group": "string",
     "slot": "Int64",
+    "position": "Int64",
 }
 _TIME_COLUMNS = ("started_at", "ended_at", "duration", "last_update")
+
+
+def queue_positions(records: Any) -> dict[str, int]:
+    """Job id -> 1-based place in its group's queue, for the queued ones among ``records``."""
+    queued = sorted(
+        (r for r in records if r.status == JobStatus.c_queued),
+        key=lambda r: r.submitted_at or datetime.min.replace(tzinfo=timezone.utc),
+    )
+    places: dict[str, int] = {}
+    out = {}
+    for record in queued:
+        group = record.group or "default"
+        places[group] = places.get(group, 0) + 1
+        out[record.self_id] = places[group]
+    return out
 
 
 class JobRecordDict(dict):
@@ -189,9 +206,13 @@ class JobRecordDict(dict):
         import pandas as pd
 
         records = list(self.values())
+        places = queue_positions(records)
         columns = {}
         for name in DATAFRAME_COLUMNS:
-            values = [r.duration if name == "duration" else r.get(name) for r in records]
+            if name == "position":
+                values = [places.get(r.self_id) for r in records]
+            else:
+                values = [r.duration if name == "duration" else r.get(name) for r in records]
             if name == "duration":
                 column = pd.to_timedelta(pd.Series(values, dtype="float64"), unit="s")
             elif name in _TIME_COLUMNS:
