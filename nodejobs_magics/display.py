@@ -20,6 +20,7 @@ __all__ = ["Progress", "format_duration", "format_time", "in_kernel", "set_value
 
 S = JobStatus
 STATUS_COLOURS = {
+    S.c_queued: "#6a1b9a",
     S.c_starting: "#b8860b",
     S.c_running: "#1565c0",
     S.c_stopping: "#b8860b",
@@ -28,13 +29,19 @@ STATUS_COLOURS = {
     S.c_failed: "#c62828",
     S.c_failed_start: "#c62828",
     S.c_failed_stop: "#c62828",
+    S.c_timed_out: "#c62828",
+    S.c_dependency_failed: "#6d4c41",
 }
 
 
-def status_html(status: str | None) -> str:
-    """The status as a coloured, bold span."""
+def status_html(status: str | None, reason: str | None = None) -> str:
+    """The status as a coloured, bold span; a queued job's reason follows it, small."""
     colour = STATUS_COLOURS.get(status or "", "#555")
-    return f"<span style='color:{colour};font-weight:bold'>{html.escape(status or '?')}</span>"
+    title = f" title='{html.escape(reason)}'" if reason else ""
+    text = f"<span style='color:{colour};font-weight:bold'{title}>{html.escape(status or '?')}</span>"
+    if status == S.c_queued and reason:
+        text += f"<br><small class='nodejobs-reason'>{html.escape(reason)}</small>"
+    return text
 
 
 def format_time(moment: datetime | None) -> str:

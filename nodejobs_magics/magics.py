@@ -126,8 +126,8 @@ class JobMagics(Magics, Configurable):
         if parser is None:
             raise UsageError(f"%job: unknown sub-command {name!r}; one of: {', '.join(parsing.SUBCOMMANDS)}")
         with user_errors(f"%job {parser.command.name}"):
-            if parser.command.name == "run":
-                return self._run(rest)
+            if parser.command.name in ("run", "sweep"):
+                return getattr(self, f"_{parser.command.name}")(rest)
             args = parser.parse_words(parsing.split_words(rest, f"%job {name}"))
             if args.help:
                 print(parser.format_help())
@@ -147,12 +147,27 @@ class JobMagics(Magics, Configurable):
             return None
         command = parsing.command_from_text(command_text)
         envs = ops.parse_env(args.env)
-        record = self.jobs.run(command, args.job_id, cwd=_path(args.cwd), envs=envs or None)
+        options = ops.queue_options(args)
+        record = self.jobs.run(command, args.job_id, cwd=_path(args.cwd), envs=envs or None, **options)
         print(summary(record))
         return record
 
+    def _sweep(self, text: str) -> JobRecordDict | None:
+        option_words, template = parsing.split_run_line(text, "sweep")
+        args = parsing.PARSERS["sweep"].parse_words(option_words)
+        if args.help:
+            print(parsing.PARSERS["sweep"].format_help())
+            return None
+        records = ops.sweep(self.jobs, args, template.strip())
+        for record in records.values():
+            print(summary(record))
+        return records
+
+    def _limit(self, args: Any) -> dict[str, int]:
+        return ops.limit(self.jobs, args.group, args.n)
+
     def _ls(self, args: Any) -> Any:
-        return ops.select(self.jobs, args.status).to_dataframe()
+        return ops.select(self.jobs, args.status, args.tag).to_dataframe()
 
     def _status(self, args: Any) -> JobRecord:
         return ops.require(self.jobs, args.job_id)

@@ -24,7 +24,10 @@ _SPECIAL = frozenset("|&;<>()$`*?[")
 _ENV_ASSIGNMENT = re.compile(r"\s*[A-Za-z_][A-Za-z0-9_]*=")
 _WORD = re.compile(r"""(?:[^\s'"\\]|\\.|'[^']*'|"(?:[^"\\]|\\.)*")+""", re.S)
 _SPACE = re.compile(r"\s*")
-_VALUE_OPTIONS = frozenset(flag for o in ops.COMMANDS[1].options if o.takes_value for flag in o.flags)
+_VALUE_OPTIONS = {
+    c.name: frozenset(flag for o in c.options if o.takes_value for flag in o.flags)
+    for c in ops.COMMANDS if c.name in ("run", "sweep")
+}
 
 
 class SubcommandParser(argparse.ArgumentParser):
@@ -73,8 +76,9 @@ def split_words(text: str, prog: str = "%job") -> list[str]:
         raise UsageError(f"{prog}: {exc}") from None
 
 
-def split_run_line(line: str) -> tuple[list[str], str]:
-    """Split ``[OPTIONS] [--] COMMAND...`` into the option words and the command's text as typed."""
+def split_run_line(line: str, name: str = "run") -> tuple[list[str], str]:
+    """Split ``[OPTIONS] [--] COMMAND...`` into the option words and the command's text as typed
+    (``name``: the sub-command, ``run`` or ``sweep``, whose options take values)."""
     options: list[str] = []
     pos = 0
     wants_value = False
@@ -97,7 +101,7 @@ def split_run_line(line: str) -> tuple[list[str], str]:
             return options, line[pos:]
         else:
             options.append(value)
-            wants_value = value in _VALUE_OPTIONS
+            wants_value = value in _VALUE_OPTIONS[name]
         pos = match.end()
 
 

@@ -484,12 +484,13 @@ def completions(ip, text):
 def test_tab_completion_through_the_completer(ip):
     job(ip, "run --id live-1 -- sleep 30")
     finished(ip, job(ip, "run --id done-1 -- true").self_id)
-    subcommands = ["clean", "db", "follow", "help", "list", "logs", "ls", "rerun", "rm", "run", "status",
-                   "stop", "wait", "watch"]  # fmt: skip
+    subcommands = ["clean", "db", "follow", "help", "limit", "list", "logs", "ls", "rerun", "rm", "run",
+                   "status", "stop", "sweep", "wait", "watch"]  # fmt: skip
     assert completions(ip, "%job ") == subcommands  # no Python keywords (and, if, in, ...)
-    assert completions(ip, "x = %job li") == ["list"]
-    assert completions(ip, "%job run --") == ["--cwd", "--env", "--help", "--id"]
-    assert completions(ip, "%job run -") == ["--cwd", "--env", "--help", "--id", "-e", "-h"]
+    assert completions(ip, "x = %job lis") == ["list"]
+    run_flags = ["--after", "--at", "--cwd", "--env", "--group", "--help", "--id", "--tag", "--timeout"]
+    assert completions(ip, "%job run --") == run_flags
+    assert completions(ip, "%job run -") == sorted([*run_flags, "-e", "-h"])
     assert completions(ip, "%job stop ") == ["live-1"]
     assert completions(ip, "%job rm ") == ["done-1"]
     assert completions(ip, "%job rerun d") == ["done-1"]
