@@ -89,7 +89,9 @@ class JobDB:
         try:
             os.makedirs(self.db_path, mode=0o700, exist_ok=True)  # private when nodejobs creates it
             os.makedirs(self.logdir, mode=0o700, exist_ok=True)
-            os.close(os.open(self.db_file, os.O_RDONLY | os.O_CREAT, 0o600))  # never readable by others
+            if not os.path.exists(self.db_file):  # never open() an existing one: its close() would drop
+                # the POSIX locks SQLite holds on it for this process's other connections
+                os.close(os.open(self.db_file, os.O_RDONLY | os.O_CREAT, 0o600))  # never readable by others
             if os.stat(self.db_file).st_mode & 0o077:
                 os.chmod(self.db_file, 0o600)
             self._conn = sqlite3.connect(
