@@ -6,6 +6,7 @@ import contextlib
 import logging
 import os
 import re
+import shlex
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -158,7 +159,8 @@ class JobMagics(Magics, Configurable):
         if args.help:
             print(parsing.PARSERS["sweep"].format_help())
             return None
-        records = ops.sweep(self.jobs, args, template.strip())
+        command = parsing.command_from_text(template)  # the rule of `%job run`, then {NAME} filled in
+        records = ops.sweep(self.jobs, args, command if isinstance(command, str) else shlex.join(command))
         for record in records.values():
             print(summary(record))
         return records
