@@ -143,10 +143,11 @@ class Lifecycle:
         self.job_db.claim(record, replace)
         return self.start_claimed(record, launch)
 
-    def start_claimed(self, record: JobRecord, launch: Launch) -> JobRecord:
-        """Start the run of ``record``, already stored as ``starting`` by this process (e.g. the queue)."""
+    def start_claimed(self, record: JobRecord, launch: Launch, settle: bool = True) -> JobRecord:
+        """Start the run of ``record``, already stored as ``starting`` by this process (e.g. the queue);
+        ``settle``: wait up to the startup window for an immediate failure (the queue does not)."""
         try:
-            return self._start(record, launch)
+            return self._start(record, launch, settle)
         except BaseException as exc:  # e.g. KeyboardInterrupt: never leave it "starting" if not launched
             fields = {"reason": f"the start was interrupted ({exc!r})", "ended_at": now()}
             try:
@@ -155,7 +156,7 @@ class Lifecycle:
                 log.exception("job %s: cannot record the interrupted start", record.self_id)
             raise
 
-    def _start(self, record: JobRecord, launch: Launch) -> JobRecord:
+    def _start(self, record: JobRecord, launch: Launch, settle: bool = True) -> JobRecord:
         backend = self.backend_for(record.backend or "local")
         try:
             os.makedirs(record.logdir, mode=0o700, exist_ok=True)
@@ -186,6 +187,8 @@ class Lifecycle:
             self._move(record, S.c_stopping, S.c_stopped, {"reason": NOT_STARTED_REASON, "ended_at": now()})
             return self.job_db.get(record.self_id)  # type: ignore[return-value]
         self._move(record, S.c_starting, S.c_running)  # released: it runs (unless it ended already)
+        if not settle:
+            return self.job_db.get(record.self_id)  # type: ignore[return-value]
         backend.settle(handle, self.startup_window)
         return self.refresh(self.job_db.get(record.self_id))  # type: ignore[return-value]
 

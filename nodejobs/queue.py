@@ -120,7 +120,7 @@ class Queue:
             if launch is None:
                 started.append(self.lifecycle.fail_start(record, "its queued environment file is missing"))
             else:
-                started.append(self.lifecycle.start_claimed(record, launch))
+                started.append(self.lifecycle.start_claimed(record, launch, settle=False))
         return started
 
     def _claim(self) -> list[JobRecord]:
