@@ -196,3 +196,18 @@ def test_without_jobs_it_opens_and_closes_its_own(tmp_path):
     assert dashboard.jobs.db_path == str(tmp_path / "home")  # $NODEJOBS_HOME
     dashboard.close()
     assert {t.name for t in threading.enumerate()} == before
+
+
+def test_a_queued_job_shows_its_group_and_reason_and_stop_cancels_it(jobs, make_dashboard):
+    jobs.set_limit("gpu", 1)
+    jobs.run(["sleep", "30"], "first", group="gpu")
+    jobs.run(["true"], "second", group="gpu")
+    dashboard = make_dashboard()
+    row = dashboard.rows["second"]
+    assert "nodejobs-status-queued" in row.status._dom_classes and row.group.value == "gpu"
+    assert "waiting for slot in group gpu (1/1 running)" in row.status.value
+    assert not row.stop_button.disabled
+    row.stop_button.click()
+    wait_until(lambda: status_of(dashboard, "second") == "stopped", message="the queued job cancelled")
+    assert jobs.get_status("second").reason == "stopped while queued"
+    assert jobs.get_status("first").status == "running"
