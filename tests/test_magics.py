@@ -496,3 +496,20 @@ def test_tab_completion_through_the_completer(ip):
     assert completions(ip, "%job rerun d") == ["done-1"]
     assert completions(ip, "%job logs ") == ["done-1", "live-1"]
     assert "running" in completions(ip, "%job ls --status ru")
+
+
+def test_sweep_limit_and_queue_options(ip):
+    assert job(ip, "limit gpu 1") == {"gpu": 1}
+    first = job(ip, "run --id m1 --group gpu --tag lr=0.5 -- sleep 30")
+    second = job(ip, "run --id m2 --group gpu --after m1 --timeout 9 -- true")
+    assert first.status == "running" and second.status == "queued" and second.reason == "waiting for m1"
+    df = job(ip, "ls --tag lr=0.5")
+    assert list(df.index) == ["m1"] and df.loc["m1", "lr"] == 0.5 and df.loc["m1", "group"] == "gpu"
+    stopped = job(ip, "stop m2")
+    assert (stopped.status, stopped.reason) == ("stopped", "stopped while queued")
+    runs = job(ip, "sweep --prefix s --limit 1 -p x=1,2 -- echo {{x}}")
+    assert list(runs) == ["s-x1", "s-x2"]
+    assert [r.status for r in job(ip, "wait s-x1 s-x2 --timeout 20").values()] == ["finished", "finished"]
+    assert out(ip, "s-x2") == "2\n"
+    with pytest.raises(UsageError, match="whole number >= 1"):
+        job(ip, "limit gpu 0")
