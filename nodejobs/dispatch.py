@@ -3,7 +3,8 @@
 Run detached by the supervisor of every job that ends while jobs are queued, and by the ``sleep`` of a
 delayed job at its time. It folds the ends of jobs, starts what may start, and keeps going only while
 the jobs it just started end at once (a drain of short jobs costs one Python start, not one per job);
-meanwhile ``<db>/draining`` holds its pid so ending jobs do not start more dispatchers.
+meanwhile ``<db>/draining`` holds its pid so ending jobs do not start more dispatchers. A delayed
+start's timer wakes it ``PREWARM`` s early, so the job starts on time however slowly Python starts.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import sys
 import time
 
 from .logs import remove_if_exists
+from .queue import PREWARM
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +43,10 @@ def main(argv: list[str]) -> int:
             if marked:
                 remove_if_exists(queue.draining)
                 queue.dispatch()  # a job that ended while we were marked may have skipped its dispatch
+        soon = queue.next_start()
+        if soon is not None and 0 < soon <= PREWARM:  # woken early by a delayed start's timer: wait it out
+            time.sleep(soon)
+            queue.dispatch()
     return 0
 
 

@@ -32,6 +32,8 @@ S = JobStatus
 _RUNNING_SQL = ", ".join(f"'{s}'" for s in (S.c_starting, S.c_running, S.c_stopping))
 MARKER = "queued"  # <db_path>/queued exists while the database may hold queued jobs
 DRAINING = "draining"  # <db_path>/draining holds the pid of a dispatcher that keeps draining
+PREWARM = 1.0  # a timer wakes this early; the dispatcher it becomes waits out the rest (Python starts slowly)
+TIMER = "timer"  # <db_path>/timer names the sleep that dispatches at the next delayed start
 
 
 class Queue:
@@ -60,10 +62,6 @@ class Queue:
             _write_private(pending, {"argv": launch.argv, "env": launch.env, "keep": launch.keep_leftovers})
             with open(os.open(self.marker, os.O_WRONLY | os.O_CREAT, 0o600)):
                 pass
-        if record.start_at is not None:
-            delay = (record.start_at - now()).total_seconds()
-            if delay > 0:
-                start_later(delay, self.dispatch_command())
         self.dispatch()
         return self.lifecycle.refresh(self.job_db.get(record.self_id))  # type: ignore[return-value]
 
@@ -144,6 +142,9 @@ class Queue:
         moment = now()
         launcher_pid, launcher_start = host.this_process()
         claimed = []
+        future = [row[4] for row in queued if row[4] is not None and row[4] > moment.timestamp()]
+        if future:
+            self._ensure_timer(min(future))
         for job_id, run_id, group, after, start_at, old_reason in queued:
             deps = json.loads(after) if after else []
             broken = next((d for d in deps if statuses.get(d) not in (S.c_finished, *_ACTIVE)), None)
@@ -185,6 +186,27 @@ class Queue:
                 claimed.append(self.job_db.get(job_id))
         return claimed
 
+    def _ensure_timer(self, when: float) -> None:
+        """Make sure a detached ``sleep`` dispatches at ``when`` (a timestamp): one timer per database,
+        recorded in ``<db>/timer`` as ``pid start-ticks boot when``; a new one if it is gone or late."""
+        path = os.path.join(self.job_db.db_path, TIMER)
+        try:
+            with open(path) as f:
+                pid, start, boot, at = f.read().split()
+            if float(at) <= when + 0.001 and host.is_alive(int(pid), int(start), boot):
+                return
+        except (OSError, ValueError):
+            pass
+        pid = start_later(when - now().timestamp() - PREWARM, self.dispatch_command())
+        found = host.proc_start(pid)
+        _write_text(path, f"{pid} {found[0] if found else 0} {host.boot_id()} {when}\n")
+
+    def next_start(self) -> float | None:
+        """Seconds until the earliest delayed start of a queued job, or None."""
+        rows = self.job_db.rows("SELECT min(start_at) FROM jobs WHERE status = ? AND start_at IS NOT NULL",
+                                [S.c_queued])  # fmt: skip
+        return rows[0][0] - now().timestamp() if rows and rows[0][0] is not None else None
+
     def _statuses(self, ids: set[str]) -> dict[str, str]:
         found: dict[str, str] = {}
         ids_list = sorted(ids)
@@ -224,20 +246,27 @@ def remove_pending(job_db: JobDB, job_id: str) -> None:
 
 def _write_private(path: str, data: dict) -> None:
     """Write ``data`` as JSON to ``path``, readable by its owner only, replacing it whole."""
+    _write_text(path, json.dumps(data))
+
+
+def _write_text(path: str, text: str) -> None:
     temporary = f"{path}.{os.getpid()}.tmp"
     try:
         with open(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
-            json.dump(data, f)
+            f.write(text)
         os.replace(temporary, path)
     finally:
         remove_if_exists(temporary)
 
 
-def start_later(delay: float, argv: list[str]) -> None:
-    """Run ``argv`` after ``delay`` seconds in a detached ``sleep``: no Python process waits meanwhile."""
+def start_later(delay: float, argv: list[str]) -> int:
+    """Run ``argv`` after ``delay`` seconds from a detached ``sleep`` (no Python process waits meanwhile);
+    the pid of the shell that sleeps, then becomes ``argv``."""
     env = {k: v for k, v in os.environ.items() if k != RUN_MARK}
-    script = '(sleep "$0"; exec "$@") </dev/null >/dev/null 2>&1 &'
-    subprocess.run(
-        ["setsid", "/bin/sh", "-c", script, f"{delay + 0.01:.3f}", *argv], env=env, check=False,
+    popen = subprocess.Popen(
+        ["/bin/sh", "-c", 'sleep "$0"; exec "$@"', f"{max(delay, 0):.3f}", *argv], env=env,
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )  # fmt: skip
+    popen.returncode = 0  # not ours to wait for: no ResourceWarning when it outlives this object
+    return popen.pid
