@@ -211,8 +211,8 @@ def test_a_reboot_like_case_heals_on_the_next_call(jobs, db_path):
     stop_for_real = jobs.get_status("before-reboot")
     db = JobDB(db_path)
     db._execute("UPDATE jobs SET boot_id = 'another-boot', handle = NULL WHERE self_id = 'before-reboot'")
-    os.kill(stop_for_real.supervisor_pid, 9)
-    os.killpg(stop_for_real.last_pid, 9)
+    os.kill(stop_for_real.supervisor_pid, 9)  # as a reboot would: no exit file is ever written
+    os.kill(stop_for_real.last_pid, 9)
     with Jobs(db_path, reaper=False) as after_reboot:
         records = after_reboot.list_status()
         assert records["before-reboot"].status == "failed"
