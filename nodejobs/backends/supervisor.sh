@@ -7,7 +7,7 @@
 # If LIMIT is not 0, a timer sends the payload's group SIGTERM after LIMIT seconds (SIGKILL GRACE seconds
 # later) and the exit file says "timeout". When it ends, its exit code and the CPU time of its tree
 # (`times`) go to EXIT_FILE; then ON_END (a shell-quoted command, may be empty) runs detached in a session
-# of its own; then, unless KEEP is 1, PYTHON ends what is left of the job (SIGTERM, SIGKILL after GRACE).
+# of its own, without the job's NODEJOBS_ variables; then, unless KEEP is 1, PYTHON ends what is left of the job (SIGTERM, SIGKILL after GRACE).
 trap : TERM INT HUP QUIT
 id=$1 exit_file=$2 run_id=$3 grace=$4 keep=$5 python=$6 limit=$7 on_end=$8
 shift 8
@@ -51,7 +51,7 @@ fi
 umask 077
 { echo "$rc $$ 1 $ended"; times; } > "$exit_file"
 if [ -n "$on_end" ]; then
-  env -u NODEJOBS_RUN_ID setsid /bin/sh -c "$on_end" </dev/null >/dev/null 2>&1 &
+  env -u NODEJOBS_RUN_ID -u NODEJOBS_JOB_ID -u NODEJOBS_SLOT setsid /bin/sh -c "$on_end" </dev/null >/dev/null 2>&1 &
 fi
 [ "$keep" = 1 ] && exit "$rc"
 if kill -0 -- "-$pid" 2>/dev/null || grep -qzsF -- "NODEJOBS_RUN_ID=$run_id" /proc/[0-9]*/environ; then
