@@ -80,8 +80,8 @@ class Queue:
             if not rows:
                 raise ValueError(f"job {job_id!r}: unknown dependency {dep!r} (no job with that id)")
             status, deps = rows[0]
-            if status == S.c_queued and deps:
-                todo.extend(json.loads(deps))
+            if status == S.c_queued:
+                todo.extend(_ids(deps))
 
     def dispatch_command(self) -> list[str]:
         """The command that dispatches this database from any process: ``python -m nodejobs.dispatch``."""
@@ -138,7 +138,7 @@ class Queue:
             counts[group] = counts.get(group, 0) + 1
             used.setdefault(group, set()).add(slot)
         limits = self.job_db.limits()
-        statuses = self._statuses({d for row in queued if row[3] for d in json.loads(row[3])})
+        statuses = self._statuses({d for row in queued for d in _ids(row[3])})
         moment = now()
         launcher_pid, launcher_start = host.this_process()
         claimed = []
@@ -146,7 +146,7 @@ class Queue:
         if future:
             self._ensure_timer(min(future))
         for job_id, run_id, group, after, start_at, old_reason in queued:
-            deps = json.loads(after) if after else []
+            deps = _ids(after)
             broken = next((d for d in deps if statuses.get(d) not in (S.c_finished, *_ACTIVE)), None)
             if broken is not None:  # QUEUED -> DEPENDENCY_FAILED: it never runs
                 status = statuses.get(broken)
@@ -235,6 +235,11 @@ class Queue:
 
 
 _ACTIVE = (S.c_queued, S.c_starting, S.c_running, S.c_stopping)
+
+
+def _ids(after: str | None) -> list[str]:
+    """The dependency ids stored in a record's ``after`` (none if it is not a JSON list of ids)."""
+    return JobRecord.trusted({"self_id": "x", "after": after}).after_ids
 
 
 def remove_pending(job_db: JobDB, job_id: str) -> None:

@@ -93,13 +93,15 @@ class JobRecord(BaseData):
 
     @property
     def tag_values(self) -> dict[str, Any]:
-        """The tags as a dict (empty when it has none)."""
-        return json.loads(self.tags) if self.tags else {}
+        """The tags as a dict (empty when it has none, or when they are not a JSON object)."""
+        value = loads(self.tags)
+        return value if isinstance(value, dict) else {}
 
     @property
     def after_ids(self) -> list[str]:
         """The ids this job waits for (empty when none)."""
-        return json.loads(self.after) if self.after else []
+        value = loads(self.after)
+        return [i for i in value if isinstance(i, str)] if isinstance(value, list) else []
 
     @property
     def duration(self) -> float | None:
@@ -119,6 +121,14 @@ class JobRecord(BaseData):
             if v is not None and k not in _HIDDEN_FIELDS
         )
         return f"<table class='nodejobs-record'>{rows}</table>"
+
+
+def loads(text: str | None) -> Any:
+    """``text`` as JSON, or None when it is empty or not JSON (a record written by hand)."""
+    try:
+        return json.loads(text) if text else None
+    except ValueError:
+        return None
 
 
 def _is_clean_path(path: Any) -> bool:

@@ -149,7 +149,7 @@ class JobMagics(Magics, Configurable):
         command = parsing.command_from_text(command_text)
         envs = ops.parse_env(args.env)
         options = ops.queue_options(args)
-        record = self.jobs.run(command, args.job_id, cwd=_path(args.cwd), envs=envs or None, **options)
+        record = self.jobs.run(command, args.job_id, cwd=parsing.path(args.cwd), envs=envs or None, **options)
         print(summary(record))
         return record
 
@@ -323,14 +323,14 @@ class JobMagics(Magics, Configurable):
             is_python = os.path.basename(program[0]).startswith("python")
             if program[0] == "python":
                 program = [sys.executable, "-u", *program[1:]]
-            job_id = args.job_id or self.jobs.new_job_id(_first_command(cell) if not is_python else "python")
+            job_id = args.job_id or self.jobs.new_job_id(parsing.first_command(cell) if not is_python else "python")
             current = self.jobs.get_status(job_id)
             if current is not None and current.is_active:
                 raise UsageError(f"%%job: job {job_id!r} is still {current.status} (pid {current.last_pid})")
             envs = ops.parse_env(args.env)
             script = self.jobs.script_path(job_id, ".py" if is_python else ".sh")
             _write_file(script, cell)
-            record = self.jobs.run([*program, script], job_id, cwd=_path(args.cwd), envs=envs or None)
+            record = self.jobs.run([*program, script], job_id, cwd=parsing.path(args.cwd), envs=envs or None)
         print(summary(record))
         return record
 
@@ -389,10 +389,6 @@ class JobMagics(Magics, Configurable):
 MATCHER_ID = "nodejobs_magics.job"
 
 
-def _path(path: str | None) -> str | None:
-    return os.path.abspath(os.path.expanduser(path)) if path else None
-
-
 def _write(text: str, newline: bool = True) -> None:
     sys.stdout.write(text + ("\n" if newline and text and not text.endswith("\n") else ""))
     sys.stdout.flush()
@@ -407,11 +403,3 @@ def _write_file(path: str, text: str) -> None:
         os.replace(temporary, path)
     finally:
         remove_if_exists(temporary)
-
-
-def _first_command(script: str) -> str:
-    """The first line of a shell script that is not blank or a comment (for a readable id)."""
-    for line in script.splitlines():
-        if line.strip() and not line.lstrip().startswith("#"):
-            return line.strip()
-    return "job"

@@ -4,6 +4,7 @@ grammar too) and how ``%job run`` splits a command (``RUN_RULE``, also shown by 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shlex
 from collections.abc import Sequence
@@ -142,3 +143,16 @@ def command_from_text(text: str) -> str | list[str]:
     if len(words) == 1 and (has_shell_syntax(words[0]) or any(c.isspace() for c in words[0])):
         return words[0]
     return words
+
+
+def first_command(script: str) -> str:
+    """The first line of a shell script that is not blank or a comment (for a readable id)."""
+    for line in script.splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            return line.strip()
+    return "job"
+
+
+def path(text: str | None) -> str | None:
+    """A ``--cwd`` value as an absolute path (``~`` expanded), or None."""
+    return os.path.abspath(os.path.expanduser(text)) if text else None
