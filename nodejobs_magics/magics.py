@@ -323,7 +323,8 @@ class JobMagics(Magics, Configurable):
             is_python = os.path.basename(program[0]).startswith("python")
             if program[0] == "python":
                 program = [sys.executable, "-u", *program[1:]]
-            job_id = args.job_id or self.jobs.new_job_id(parsing.first_command(cell) if not is_python else "python")
+            base = parsing.first_command(cell) if not is_python else "python"
+            job_id = args.job_id or self.jobs.new_job_id(base)
             current = self.jobs.get_status(job_id)
             if current is not None and current.is_active:
                 raise UsageError(f"%%job: job {job_id!r} is still {current.status} (pid {current.last_pid})")
