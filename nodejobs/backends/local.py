@@ -80,6 +80,7 @@ class LocalBackend(Backend):
         self._reaper = Reaper() if reaper else None
         self._held: dict[str, socket.socket] = {}
         self._children: dict[int, subprocess.Popen] = {}  # supervisors this instance started, by pid
+        self._recorded: set[int] = set()  # supervisors whose job's end is recorded, not yet reaped
         self._lock = threading.Lock()
 
     # -- creating ----------------------------------------------------------------------------------
@@ -269,8 +270,9 @@ class LocalBackend(Backend):
 
         def ended(code: int | None) -> None:
             on_end()
-            if code is not None:  # reaped: its end is folded, nothing more to keep
-                with self._lock:
+            with self._lock:  # reaped, and its end recorded (``forget``): nothing more to keep
+                if code is not None and popen.pid in self._recorded:
+                    self._recorded.discard(popen.pid)
                     self._children.pop(popen.pid, None)
 
         self._reaper.watch(popen, handle["exit"], ended)
@@ -281,6 +283,8 @@ class LocalBackend(Backend):
             child = self._children.get(handle["supervisor"][0])
             if child is not None and child.returncode is not None:
                 del self._children[child.pid]
+            elif child is not None:  # the reaper drops it once reaped
+                self._recorded.add(child.pid)
 
     @property
     def reaper(self) -> Reaper | None:
