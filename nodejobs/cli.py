@@ -9,6 +9,7 @@ import argparse
 import contextlib
 import json
 import os
+import shlex
 import sys
 from collections.abc import Sequence
 from datetime import datetime, timezone
@@ -18,7 +19,7 @@ from . import __version__
 from . import operations as ops
 from .errors import JobNotFoundError, NodeJobsError
 from .jobs import Jobs, default_db_path
-from .records import JobRecord, JobStatus
+from .records import JobRecord, JobStatus, queue_positions
 
 HINT = "nodejobs ls lists them"
 BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a coreutils program whose reader went away
@@ -74,9 +75,16 @@ def _age(when: datetime | None) -> str:
 
 
 def _table(records: Sequence[JobRecord]) -> str:
+    """The ``ls`` table; with GROUP, POS (place in its group's queue) and REASON once any job is queued
+    or in a group other than the default one."""
+    queue_view = any(r.status == JobStatus.c_queued or (r.group or "default") != "default" for r in records)
+    places = queue_positions(records)
     header = ("ID", "STATUS", "EXIT", "PID", "STARTED (UTC)", "SECONDS", "COMMAND")
-    rows = [header] + [
-        (
+    if queue_view:
+        header = (*header[:-1], "GROUP", "POS", "REASON", "COMMAND")
+    rows = [header]
+    for r in records:
+        row = (
             r.self_id,
             r.status or "-",
             "-" if r.exit_code is None else str(r.exit_code),
@@ -85,8 +93,10 @@ def _table(records: Sequence[JobRecord]) -> str:
             "-" if r.duration is None else f"{r.duration:.1f}",
             (r.command or "").replace("\n", "\\n"),
         )
-        for r in records
-    ]
+        if queue_view:
+            reason = (r.reason or "-").replace("\n", " ")
+            row = (*row[:-1], r.group or "default", str(places.get(r.self_id, "-")), reason, row[-1])
+        rows.append(row)
     widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
     return "\n".join(
         "  ".join(cell.ljust(w) for cell, w in zip(row[:-1], widths)) + "  " + row[-1] for row in rows
@@ -104,16 +114,33 @@ def _run(jobs: Jobs, args: argparse.Namespace) -> int:
     if not command:
         raise ops.BadUsage("run needs a command: nodejobs run -- COMMAND [ARG...]")
     envs = ops.parse_env(args.env)
+    options = ops.queue_options(args)
+    command = command[0] if len(command) == 1 else command
     record = jobs.run(
-        command[0] if len(command) == 1 else command, args.job_id, args.cwd, envs or None,
-        keep_leftovers=args.keep_leftovers,
-    )  # fmt: skip
+        command, args.job_id, args.cwd, envs or None, keep_leftovers=args.keep_leftovers, **options
+    )
     print(ops.summary(record))
     return ops.FAILED if record.status == JobStatus.c_failed_start else ops.OK
 
 
+def _sweep(jobs: Jobs, args: argparse.Namespace) -> int:
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    for record in ops.sweep(jobs, args, command[0] if len(command) == 1 else shlex.join(command)).values():
+        print(ops.summary(record))
+    return ops.OK
+
+
+def _limit(jobs: Jobs, args: argparse.Namespace) -> int:
+    limits = ops.set_limits(jobs, args.group, args.n)
+    for group, n in sorted(limits.items()):
+        print(f"{group}: {n}")
+    if not limits:
+        print("no limited groups (every group is unlimited)")
+    return ops.OK
+
+
 def _ls(jobs: Jobs, args: argparse.Namespace) -> int:
-    records = list(ops.select(jobs, args.status, args.limit, args.since).values())
+    records = list(ops.select(jobs, args.status, args.limit, args.since, args.tag).values())
     if args.json:
         print(json.dumps({r.self_id: _jsonable(r) for r in records}, indent=1))
     else:
@@ -202,8 +229,10 @@ def _clean(jobs: Jobs, args: argparse.Namespace) -> int:
     return ops.OK
 
 
-_ACTIONS = {"run": _run, "ls": _ls, "top": _top, "status": _status, "logs": _logs, "stop": _stop,
-            "wait": _wait, "rerun": _rerun, "rm": _rm, "clean": _clean}  # fmt: skip
+_ACTIONS = {
+    "run": _run, "sweep": _sweep, "limit": _limit, "ls": _ls, "top": _top, "status": _status, "logs": _logs,
+    "stop": _stop, "wait": _wait, "rerun": _rerun, "rm": _rm, "clean": _clean,
+}  # fmt: skip
 
 
 def dispatch(jobs: Jobs, args: argparse.Namespace) -> int:

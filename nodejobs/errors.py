@@ -39,3 +39,7 @@ class MissingEnvError(NodeJobsError, ValueError):
 
 class MissingExtraError(NodeJobsError, ImportError):
     """An optional dependency (an extra such as ``nodejobs[plot]``) is not installed."""
+
+
+class BadUsage(NodeJobsError, ValueError):
+    """Input a face refuses before doing anything (exit status 2, or a ``UsageError``)."""

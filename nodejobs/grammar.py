@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import NodeJobsError
+from .errors import BadUsage
 from .preflight import check_env_name
 from .queries import parse_age, parse_when
 from .states import FINAL_STATUSES, STATUSES
@@ -18,10 +18,6 @@ CLI, MAGIC = "cli", "magic"
 BOTH = frozenset({CLI, MAGIC})
 STATUS_CHOICES = ("active", "ended", *STATUSES)
 CLEAN_CHOICES = ("ended", *FINAL_STATUSES)
-
-
-class BadUsage(NodeJobsError, ValueError):
-    """Input a face refuses before doing anything (exit status 2, or a ``UsageError``)."""
 
 
 # -- option values -------------------------------------------------------------------------------
@@ -126,6 +122,13 @@ class Command:
         return [o for o in self.options if face in o.faces]
 
 
+_QUEUE_OPTIONS = (
+    _opt("--group", metavar="G", help="its queue group (default: default); see `limit`"),
+    _opt("--after", action="append", default=[], metavar="ID", help="start when job ID finished (repeat)"),
+    _opt("--at", metavar="WHEN", help="start at WHEN: seconds from now, or an ISO time with a zone"),
+    _opt("--timeout", type=seconds, metavar="S", help="end it as timed_out after S seconds of running"),
+    _opt("--tag", action="append", default=[], metavar="K=V", help="label it (repeatable; ls --tag K=V)"),
+)
 _ENV = _opt("-e", "--env", action="append", default=[], metavar="K=V", help="set an environment variable")
 _JSON = _opt("--json", action="store_true", faces=frozenset({CLI}), help="JSON instead of text")
 _ID = _opt("job_id", metavar="ID", help="the job's id")
@@ -139,7 +142,21 @@ COMMANDS: tuple[Command, ...] = (
         _ENV,
         _opt("--keep-leftovers", action="store_true",
              help="leave running what the job started when its program ends (default: end it)"),
+        *_QUEUE_OPTIONS,
         _opt("command", nargs=argparse.REMAINDER, metavar="[--] CMD ...", help="what to run"),
+    )),
+    Command("sweep", "Submit one job per combination of -p values: COMMAND with {NAME} filled in.", (
+        _opt("-p", "--param", action="append", default=[], metavar="NAME=V1,V2", help="values of {NAME}"),
+        _opt("--prefix", metavar="P", help="ids are P-NAMEvalue-... (default: from the command)"),
+        _opt("--group", metavar="G", help="their group (default: the prefix)"),
+        _opt("--limit", type=count, metavar="N", help="run at most N of the group at once"),
+        _opt("--after", action="append", default=[], metavar="ID", help="start each when job ID finished"),
+        _opt("--timeout", type=seconds, metavar="S", help="end each as timed_out after S seconds"),
+        _opt("command", nargs=argparse.REMAINDER, metavar="[--] TEMPLATE ...", help="the command template"),
+    )),
+    Command("limit", "Let at most N jobs of GROUP run at once (none: unlimited); without N, show limits.", (
+        _opt("group", nargs="?", metavar="GROUP", help="the group (created on first use)"),
+        _opt("n", nargs="?", metavar="N", help="a whole number >= 1, or none"),
     )),
     Command("ls", "List the jobs (the CLI prints a table; %job returns a DataFrame indexed by id).", (
         _opt("--status", choices=STATUS_CHOICES, metavar="S",
@@ -147,6 +164,7 @@ COMMANDS: tuple[Command, ...] = (
         _opt("--since", type=moment, metavar="WHEN", help="only jobs started since WHEN (2h, 30d, ISO date)"),
         _opt("-n", "--limit", type=count, metavar="N",
              help="only the newest N (0: all; %job default: JobMagics.list_limit)"),
+        _opt("--tag", action="append", default=[], metavar="K=V", help="only jobs with this tag (repeat)"),
         _JSON,
     ), aliases=("list",)),
     Command("top", "CPU %, memory (RSS) and threads of every running job's whole process tree.", (_JSON,)),

@@ -1,16 +1,18 @@
 """``JobDB``: job records in SQLite (``<db_path>/jobs.db``) and their output files in ``<db_path>/logs``.
 
 Several processes may use one database at once: the database runs in WAL mode with a busy timeout,
-and every write is one statement. Every status change is a compare-and-set on the run (``run_id``) and
+and every write is one statement, or one ``transaction()`` (the queue's dispatch). Every status change
+is a compare-and-set on the run (``run_id``) and
 the status it leaves, checked against the transition table of ``states``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
@@ -29,17 +31,24 @@ _SQL_TYPES = {
 COLUMNS = tuple(JobRecord._types)
 _DATETIME_COLUMNS = tuple(k for k, t in JobRecord._types.items() if t is datetime)
 _BOOL_COLUMNS = tuple(k for k, t in JobRecord._types.items() if t is bool)
-_FIELDS = ", ".join(COLUMNS)
-_SELECT = f"SELECT {_FIELDS} FROM jobs"
 
+
+def q(name: str) -> str:
+    """A column name quoted as an SQL identifier (``group`` is an SQL keyword)."""
+    return f'"{name}"'
+
+
+_FIELDS = ", ".join(q(n) for n in COLUMNS)
+_SELECT = f"SELECT {_FIELDS} FROM jobs"
 _DDL = (
     "CREATE TABLE IF NOT EXISTS jobs ("
     + ", ".join(
-        f"{name} {_SQL_TYPES[kind]}{' PRIMARY KEY' if name == 'self_id' else ''}"
+        f"{q(name)} {_SQL_TYPES[kind]}{' PRIMARY KEY' if name == 'self_id' else ''}"
         for name, kind in JobRecord._types.items()
     )
     + ")",
     "CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status)",
+    "CREATE TABLE IF NOT EXISTS limits (name TEXT PRIMARY KEY, n INTEGER)",
 )
 # The change counter: every insert, update and deletion of a row takes the next ``seq`` (in the same
 # statement, by trigger), so a reader can ask for only what changed since the number it last saw. The
@@ -74,6 +83,7 @@ OUT_SUFFIX = "_out.txt"
 ERR_SUFFIX = "_errors.txt"
 EXIT_SUFFIX = ".exit"
 SCRIPT_SUFFIX = "_script"
+PENDING_SUFFIX = "_pending.json"
 
 
 def _to_sql(key: str, value: Any) -> Any:
@@ -120,12 +130,14 @@ class JobDB:
         self.db_path = os.path.abspath(os.path.expanduser(db_path))
         self.logdir = os.path.abspath(logdir) if logdir else os.path.join(self.db_path, "logs")
         self.db_file = os.path.join(self.db_path, "jobs.db")
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # a transaction holds it while its statements run
         self._cache = RecordCache()
         try:
             os.makedirs(self.db_path, mode=0o700, exist_ok=True)  # private when nodejobs creates it
             os.makedirs(self.logdir, mode=0o700, exist_ok=True)
-            os.close(os.open(self.db_file, os.O_RDONLY | os.O_CREAT, 0o600))  # never readable by others
+            if not os.path.exists(self.db_file):  # never open() an existing one: its close() would drop
+                # the POSIX locks SQLite holds on it for this process's other connections
+                os.close(os.open(self.db_file, os.O_RDONLY | os.O_CREAT, 0o600))  # never readable by others
             if os.stat(self.db_file).st_mode & 0o077:
                 os.chmod(self.db_file, 0o600)
             self._conn = sqlite3.connect(
@@ -155,7 +167,7 @@ class JobDB:
         present = {row[1] for row in self._conn.execute("PRAGMA table_info(jobs)")}
         for name, kind in {**JobRecord._types, "seq": int}.items():
             if name not in present:
-                self._conn.execute(f"ALTER TABLE jobs ADD COLUMN {name} {_SQL_TYPES[kind]}")
+                self._conn.execute(f"ALTER TABLE jobs ADD COLUMN {q(name)} {_SQL_TYPES[kind]}")
 
     def _execute(self, sql: str, params: Iterable[Any] = ()) -> list[tuple]:
         try:
@@ -171,6 +183,37 @@ class JobDB:
     ) -> list[JobRecord]:
         return [_row_to_record(row) for row in self._execute(f"{_SELECT} {where} {order}", params)]
 
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One write transaction (``BEGIN IMMEDIATE``: other writers wait) holding this object's lock;
+        committed at the end, rolled back on an exception."""
+        with self._lock:
+            self._execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self._execute("ROLLBACK")
+                raise
+            self._execute("COMMIT")
+
+    def rows(self, sql: str, params: Iterable[Any] = ()) -> list[tuple]:
+        """The rows of a read-only ``sql`` statement (for the queue's lean scans)."""
+        return self._execute(sql, params)
+
+    # -- group limits ----------------------------------------------------------------------------
+
+    def set_limit(self, group: str, n: int | None) -> None:
+        """Store the most jobs of ``group`` that may run at once (None: unlimited)."""
+        if n is None:
+            self._execute("DELETE FROM limits WHERE name = ?", [group])
+        else:
+            self._execute("INSERT INTO limits (name, n) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET n = ?",
+                          [group, n, n])  # fmt: skip
+
+    def limits(self) -> dict[str, int]:
+        """Group name -> limit, for every limited group."""
+        return dict(self._execute("SELECT name, n FROM limits"))  # type: ignore[arg-type]
+
     # -- paths -----------------------------------------------------------------------------------
 
     def _file_base(self, record: JobRecord) -> str:
@@ -184,6 +227,10 @@ class JobDB:
     def exit_path(self, record: JobRecord) -> str:
         """Where a job's supervisor writes its exit code."""
         return self._file_base(record) + EXIT_SUFFIX
+
+    def pending_path(self, record: JobRecord) -> str:
+        """Where a queued job's environment waits until it starts (0600, deleted then)."""
+        return self._file_base(record) + PENDING_SUFFIX
 
     def script_path(self, job_id: str, extension: str) -> str:
         """Where a job's script (from ``%%job``) is kept."""
@@ -228,9 +275,9 @@ class JobDB:
     def _upsert(self, fields: dict[str, Any], only_if: str = "1") -> bool:
         """Insert ``fields`` as a row, or update the existing row where ``only_if`` holds; True if written."""
         names = list(fields)
-        updates = ", ".join(f"{n} = excluded.{n}" for n in names if n != "self_id")
+        updates = ", ".join(f"{q(n)} = excluded.{q(n)}" for n in names if n != "self_id")
         rows = self._execute(
-            f"INSERT INTO jobs ({', '.join(names)}) VALUES ({', '.join('?' * len(names))}) "
+            f"INSERT INTO jobs ({', '.join(map(q, names))}) VALUES ({', '.join('?' * len(names))}) "
             f"ON CONFLICT(self_id) DO UPDATE SET {updates} WHERE {only_if} RETURNING self_id",
             (_to_sql(n, fields[n]) for n in names),
         )
@@ -252,7 +299,7 @@ class JobDB:
         if new is not None and new != old:
             check_transition(old, new)
         _check_columns(fields)
-        assignments = ", ".join(f"{n} = ?" for n in fields)
+        assignments = ", ".join(f"{q(n)} = ?" for n in fields)
         rows = self._execute(
             f"UPDATE jobs SET {assignments} "
             "WHERE self_id = ? AND run_id IS ? AND status = ? RETURNING self_id",
@@ -343,6 +390,11 @@ class JobDB:
         """Records whose status is active (queued, starting, running or stopping)."""
         return self._query(f"WHERE status IN ({_ACTIVE_SQL})")
 
+    def list_in(self, statuses: Iterable[str]) -> list[JobRecord]:
+        """Records whose status is one of ``statuses``."""
+        wanted = list(statuses)
+        return self._query(f"WHERE status IN ({', '.join('?' * len(wanted))})", wanted)
+
     def ids_like(self, prefix: str) -> list[str]:
         """Job ids that start with ``prefix``."""
         sql = "SELECT self_id FROM jobs WHERE substr(self_id, 1, ?) = ?"
@@ -361,7 +413,7 @@ class JobDB:
         record = self.get(job_id)
         if record is None:
             return
-        for path in (*self.log_paths(record), self.exit_path(record)):
+        for path in (*self.log_paths(record), self.exit_path(record), self.pending_path(record)):
             logs.remove_if_exists(path)
         for extension in (".sh", ".py"):
             logs.remove_if_exists(self.script_path(job_id, extension))

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
 import shlex
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from . import logs
+from . import logs, submission
 from .backends import Backends, check_backend_name
 from .backends.base import Backend
 from .errors import JobExistsError, JobNotFoundError, JobStillRunningError, MissingEnvError
@@ -19,7 +20,8 @@ from .jobdb import Changes, JobDB
 from .lifecycle import Lifecycle
 from .processes import Processes
 from .queries import JobQuery, TimeSpec
-from .records import JobFilter, JobRecord, JobRecordDict
+from .queue import Queue
+from .records import JobFilter, JobRecord, JobRecordDict, validate_job_id
 from .states import ACTIVE_STATUSES
 from .usage import JobUsage, JobUsageDict
 
@@ -60,6 +62,12 @@ def _script_name(args: Sequence[str]) -> str | None:
     return None
 
 
+def sweep_id(base: str, params: dict[str, Any]) -> str:
+    """A readable id for one parameter set of a sweep: ``train-lr0.01-bs32``."""
+    parts = [re.sub(r"[^A-Za-z0-9_.=+-]+", "_", f"{k}{v}").replace("..", "_") for k, v in params.items()]
+    return "-".join([base, *parts]) if parts else base
+
+
 class Jobs:
     """Run commands as detached jobs recorded in ``<db_path>/jobs.db``.
 
@@ -84,6 +92,8 @@ class Jobs:
         self.backends = Backends(reaper=reaper, given=given)
         self.backends(self.backend)  # made now: the local backend's reaper thread starts with us
         self.lifecycle = Lifecycle(self.jobdb, self.backends, startup_window)
+        self.queue = Queue(self.jobdb, self.lifecycle)
+        self.lifecycle.on_end = self.queue.on_end_command()
         self.processes = Processes(self.jobdb, grace=grace, lifecycle=self.lifecycle, backends=self.backends)
 
     # -- the contract of the original nodejobs ---------------------------------------------------
@@ -96,6 +106,11 @@ class Jobs:
         envs: dict[str, str] | None = None,
         *,
         keep_leftovers: bool = False,
+        group: str = submission.DEFAULT_GROUP,
+        after: str | Sequence[str] | None = None,
+        at: datetime | float | str | None = None,
+        timeout: float | None = None,
+        tags: dict[str, Any] | None = None,
     ) -> JobRecord:
         """Start ``command`` (a list runs directly, a string through ``/bin/sh -c``) as ``job_id``.
 
@@ -103,27 +118,112 @@ class Jobs:
         or already ``finished``/``failed`` if it ended at once, or ``failed_start`` (with ``reason``) if
         it could not be started. Raises ``JobExistsError`` if a job with that id is still active.
         When the job's program ends, processes it left behind are ended too, unless ``keep_leftovers``.
+
+        A job that cannot start yet is ``queued`` with a ``reason``: its ``group`` is at its limit
+        (``set_limit``), a job it runs ``after`` has not finished, or its start time ``at`` (a
+        timezone-aware datetime, or seconds from now) has not come. ``timeout`` (seconds) ends it as
+        ``timed_out``. ``tags`` (name -> value) are stored and become DataFrame columns.
         """
-        options = dict(envs=envs, cwd=cwd, backend=self.backend, keep_leftovers=keep_leftovers)
+        fields = {
+            "group": submission.check_group(group), "start_at": submission.start_time(at),
+            "timeout": submission.check_timeout(timeout), "tags": submission.check_tags(tags),
+        }  # fmt: skip
+        deps = submission.check_after(after)
+        if deps:
+            fields["after"] = json.dumps(deps)
+        queued = bool(deps) or fields["start_at"] is not None or group in self.jobdb.limits()
+        options = dict(envs=envs, cwd=cwd, backend=self.backend, keep_leftovers=keep_leftovers, **fields)
         if job_id is not None:
-            return self.lifecycle.run(command, job_id, **options)
+            return self._submit(command, job_id, queued, True, options)
         while True:
             job_id = self.new_job_id(command)
             try:
-                return self.lifecycle.run(command, job_id, replace=False, **options)
+                return self._submit(command, job_id, queued, False, options)
             except JobExistsError:
                 continue  # another process took that name between choosing and claiming it
+
+    def _submit(self, command: Any, job_id: str, queued: bool, replace: bool, options: dict) -> JobRecord:
+        if not queued:
+            record = self.lifecycle.run(command, job_id, replace=replace, **options)
+            self._dispatch()
+            return record
+        record, launch = self.lifecycle.prepare(command, job_id, **options)
+        return self.queue.submit(record, launch, replace)
+
+    def set_limit(self, group: str, n: int | None) -> None:
+        """Let at most ``n`` jobs of ``group`` run at once (None: unlimited, every group's default).
+        Stored in the database; groups need no creating. Each job of a limited group gets its slot
+        (0..n-1, unique among the group's running jobs) as ``NODEJOBS_SLOT``."""
+        self.jobdb.set_limit(submission.check_group(group), submission.check_limit(n))
+        self._dispatch()
+
+    def limits(self) -> dict[str, int]:
+        """Group -> limit, for every limited group."""
+        return self.jobdb.limits()
+
+    def map(
+        self,
+        template: str,
+        params: Iterable[dict[str, Any]],
+        *,
+        prefix: str | None = None,
+        group: str | None = None,
+        limit: int | None = None,
+        after: str | Sequence[str] | None = None,
+        timeout: float | None = None,
+        cwd: str | None = None,
+        envs: dict[str, str] | None = None,
+    ) -> JobRecordDict:
+        """Submit a sweep: one job per dict of ``params``, its command ``template.format(**params)``
+        (values shell-quoted), its id ``<prefix>-<name><value>-...`` (prefix: from the command), its
+        params as tags, in ``group`` (default: the prefix), limited to ``limit`` at once if given.
+        Every command and id is checked before any job is submitted."""
+        params = [dict(p) for p in params]
+        base = prefix or readable_base(template)
+        group = submission.check_group(group or base)
+        planned = []
+        for p in params:
+            for key in p:
+                submission.check_tags({key: p[key]})
+            try:
+                command = template.format(**{k: shlex.quote(str(v)) for k, v in p.items()})
+            except (KeyError, IndexError, ValueError) as exc:
+                raise ValueError(f"map: template {template!r} cannot be filled from {p!r}: {exc!r}") from None
+            planned.append((sweep_id(base, p), command, p))
+        ids = [i for i, _, _ in planned]
+        if len(set(ids)) != len(ids):
+            raise ValueError("map: two parameter sets give the same job id; give distinct params")
+        for job_id in ids:
+            validate_job_id(job_id)
+        submission.check_after(after)
+        if limit is not None:
+            self.set_limit(group, limit)
+        out = JobRecordDict()
+        for job_id, command, p in planned:
+            out[job_id] = self.run(
+                command, job_id, cwd, envs, group=group, after=after, timeout=timeout, tags=p or None
+            )
+        return out
 
     def stop(self, job_id: str, grace: float | None = None) -> JobRecord | None:
         """Stop a job's whole process tree; its final record, or None for an unknown id.
 
-        A job that already ended has whatever it left running ended too.
+        A queued job leaves the queue (``stopped``, "stopped while queued"). A job that already ended
+        has whatever it left running ended too.
         """
-        return self.lifecycle.stop(job_id, self.grace if grace is None else grace)
+        record = self.lifecycle.stop(job_id, self.grace if grace is None else grace)
+        self._dispatch()
+        return self.jobdb.get(job_id) if record is not None else None
 
     def get_status(self, job_id: str) -> JobRecord | None:
         """The up-to-date record of ``job_id``, or None."""
+        self._dispatch()
         return self.lifecycle.refresh(self.jobdb.get(job_id))
+
+    def _dispatch(self) -> None:
+        """Move the queue, if jobs are queued (one ``stat`` otherwise): every call heals it."""
+        if self.queue.has_queued():
+            self.queue.dispatch()
 
     def list_status(
         self,
@@ -148,6 +248,7 @@ class Jobs:
             order=order, limit=limit,
         )  # fmt: skip
         self.lifecycle.refresh_active()
+        self._dispatch()
         return self.jobdb.list_status(query)
 
     def count(
@@ -168,9 +269,11 @@ class Jobs:
         """The last ``n`` lines of stdout (``"out"``) or stderr (``"err"``), read from the end."""
         return self.jobdb.tail(self._require(job_id).self_id, n, stream)
 
-    def wait(self, job_id: str, timeout: float | None = None) -> JobRecord:
+    def wait(self, job_id: str | Sequence[str], timeout: float | None = None) -> Any:
         """Block until the job ends; its final record. Raises ``TimeoutError`` after ``timeout`` s
-        (None or ``math.inf``: no limit)."""
+        (None or ``math.inf``: no limit). A list of ids waits for all of them (``wait_all``)."""
+        if not isinstance(job_id, str):
+            return self.wait_all(job_id, timeout)
         if timeout is not None and not timeout >= 0:
             raise ValueError(f"timeout must be a number of seconds >= 0, not {timeout!r}")
         deadline = None if timeout is None or math.isinf(timeout) else time.monotonic() + timeout
@@ -182,6 +285,26 @@ class Jobs:
             self.lifecycle.wait(record, remaining)
             record = self._require(job_id)
         return record
+
+    def wait_all(
+        self, job_ids: Iterable[str] | None = None, timeout: float | None = None, any: bool = False
+    ) -> JobRecordDict:
+        """Block until every job of ``job_ids`` (default: every active job) has ended, or with ``any``
+        until one has; their records. ``TimeoutError`` after ``timeout`` s. Unknown ids fail first."""
+        ids = list(job_ids) if job_ids is not None else self.ids(active=True)
+        records = {job_id: self._require(job_id) for job_id in ids}
+        deadline = None if timeout is None or math.isinf(timeout) else time.monotonic() + timeout
+        while True:
+            active = [i for i, r in records.items() if r.is_active]
+            if not active or (any and len(active) < len(records)):
+                return JobRecordDict(records)
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                raise TimeoutError(f"job {active[0]!r} still {records[active[0]].status} after {timeout} s")
+            step = 0.1 if remaining is None else min(remaining, 0.1)
+            self.lifecycle.wait(records[active[0]], step if any or len(active) > 1 else remaining)
+            for job_id in active:
+                records[job_id] = self._require(job_id)
 
     def follow(self, job_id: str, stream: str = "out", from_start: bool = True) -> Iterator[str]:
         """Yield the job's output as it is written, until the job has ended and all is read."""
@@ -219,7 +342,10 @@ class Jobs:
                 "give them again or rerun without them"
             )
         command = record.command if record.shell else shlex.split(record.command or "")
-        return self.run(command, job_id, cwd=record.cwd, envs=envs)
+        return self.run(
+            command, job_id, cwd=record.cwd, envs=envs, group=record.group or submission.DEFAULT_GROUP,
+            timeout=record.timeout, tags=record.tag_values or None,
+        )  # fmt: skip
 
     def remove(self, job_id: str) -> None:
         """Delete an ended job's record and files."""

@@ -35,6 +35,7 @@ S = JobStatus
 LAUNCHER_LOST_REASON = "the process starting the job ended before the job started"
 NOT_STARTED_REASON = "stopped before it started"
 SURVIVED_REASON = "the job survived SIGTERM and SIGKILL"
+QUEUED_STOP_REASON = "stopped while queued"
 START_TIMEOUT = 300.0  # a start not completed in this time is given up (its launcher hung or failed)
 
 
@@ -56,11 +57,16 @@ class Lifecycle:
     """Starts, observes and stops the jobs of one ``JobDB`` through their backends."""
 
     def __init__(
-        self, job_db: JobDB, backend_for: Callable[[str], Backend], startup_window: float = 0.05
+        self,
+        job_db: JobDB,
+        backend_for: Callable[[str], Backend],
+        startup_window: float = 0.05,
+        on_end: list[str] | None = None,
     ) -> None:
         self.job_db = job_db
         self.backend_for = backend_for  # backend name -> the instance observing that backend's jobs
         self.startup_window = startup_window
+        self.on_end = on_end  # a command every job's backend runs after the job ended (the queue's)
 
     # -- starting ----------------------------------------------------------------------------------
 
@@ -76,8 +82,30 @@ class Lifecycle:
         backend: str = "local",
         replace: bool = True,
         keep_leftovers: bool = False,
+        **fields: Any,
     ) -> JobRecord:
         """Start ``command`` (a list runs directly, a string through ``/bin/sh -c``) as ``job_id``."""
+        record, launch = self.prepare(
+            command, job_id, envs=envs, cwd=cwd, logdir=logdir, logfile=logfile, backend=backend,
+            keep_leftovers=keep_leftovers, **fields,
+        )  # fmt: skip
+        return self.start(record, launch, replace)
+
+    def prepare(
+        self,
+        command: str | Sequence[str],
+        job_id: str,
+        *,
+        envs: dict[str, str] | None = None,
+        cwd: str | None = None,
+        logdir: str | None = None,
+        logfile: str | None = None,
+        backend: str = "local",
+        keep_leftovers: bool = False,
+        **fields: Any,
+    ) -> tuple[JobRecord, Launch]:
+        """The ``starting`` record and the launch of a new run of ``command`` as ``job_id`` (checked,
+        nothing written); ``fields`` are more record fields (group, tags, timeout, ...)."""
         validate_job_id(job_id)
         shell = isinstance(command, str)
         argv = ["/bin/sh", "-c", command] if shell else [os.fspath(a) for a in command]  # type: ignore[union-attr]
@@ -92,14 +120,16 @@ class Lifecycle:
             job_id, backend, command=command if shell else shlex.join(argv), shell=shell, cwd=cwd,
             logdir=os.path.abspath(logdir) if logdir else self.job_db.logdir,
             logfile=validate_job_id(logfile) if logfile else job_id, env_keys=",".join(sorted(envs)) or None,
+            **fields,
         )  # fmt: skip
-        return self.start(record, Launch(argv, env, keep_leftovers), replace)
+        return record, Launch(argv, env, keep_leftovers)
 
     def new_record(self, job_id: str, backend: str, **fields: Any) -> JobRecord:
         """A ``starting`` record of a new run of ``job_id``, made by this process."""
+        started = now()
         return JobRecord(
             self_id=job_id, status=S.c_starting, backend=backend, run_id=uuid.uuid4().hex, dirname=job_id,
-            started_at=now(), **host.launcher_fields(), **fields,
+            started_at=started, submitted_at=started, **host.launcher_fields(), **fields,
         )  # fmt: skip
 
     def start(self, record: JobRecord, launch: Launch, replace: bool = True) -> JobRecord:
@@ -109,8 +139,13 @@ class Lifecycle:
         """
         self.refresh(self.job_db.get(record.self_id))  # a stale "running" record must not block the id
         self.job_db.claim(record, replace)
+        return self.start_claimed(record, launch)
+
+    def start_claimed(self, record: JobRecord, launch: Launch, settle: bool = True) -> JobRecord:
+        """Start the run of ``record``, already stored as ``starting`` by this process (e.g. the queue);
+        ``settle``: wait up to the startup window for an immediate failure (the queue does not)."""
         try:
-            return self._start(record, launch)
+            return self._start(record, launch, settle)
         except BaseException as exc:  # e.g. KeyboardInterrupt: never leave it "starting" if not launched
             fields = {"reason": f"the start was interrupted ({exc!r})", "ended_at": now()}
             try:
@@ -119,25 +154,26 @@ class Lifecycle:
                 log.exception("job %s: cannot record the interrupted start", record.self_id)
             raise
 
-    def _start(self, record: JobRecord, launch: Launch) -> JobRecord:
+    def _start(self, record: JobRecord, launch: Launch, settle: bool = True) -> JobRecord:
         backend = self.backend_for(record.backend or "local")
         try:
             os.makedirs(record.logdir, mode=0o700, exist_ok=True)
         except OSError as exc:
-            return self._fail_start(record, f"cannot create log directory {record.logdir}: {exc.strerror}")
+            return self.fail_start(record, f"cannot create log directory {record.logdir}: {exc.strerror}")
         problem = startup_problem(launch.argv, bool(record.shell), record.cwd, launch.env)
         if problem:
-            return self._fail_start(record, problem)
+            return self.fail_start(record, problem)
         out_path, err_path = self.job_db.log_paths(record)
         spec = JobSpec(
             job_id=record.self_id, run_id=record.run_id, argv=launch.argv, env=launch.env, cwd=record.cwd,
             out_path=out_path, err_path=err_path, exit_path=self.job_db.exit_path(record),
             keep_leftovers=launch.keep_leftovers, options=launch.options or {},
+            timeout=record.timeout, on_end=self.on_end,
         )  # fmt: skip
         try:
             handle = backend.submit(spec)
         except SubmitError as exc:
-            return self._fail_start(record, str(exc))
+            return self.fail_start(record, str(exc))
         fields = {"handle": json.dumps(handle), **backend.record_fields(handle)}
         recorded = False
         try:
@@ -149,6 +185,8 @@ class Lifecycle:
             self._move(record, S.c_stopping, S.c_stopped, {"reason": NOT_STARTED_REASON, "ended_at": now()})
             return self.job_db.get(record.self_id)  # type: ignore[return-value]
         self._move(record, S.c_starting, S.c_running)  # released: it runs (unless it ended already)
+        if not settle:
+            return self.job_db.get(record.self_id)  # type: ignore[return-value]
         try:
             backend.settle(handle, self.startup_window)
             return self.refresh(self.job_db.get(record.self_id))  # type: ignore[return-value]
@@ -156,7 +194,7 @@ class Lifecycle:
             log.warning("job %s started; cannot look at it now: %s", record.self_id, exc)
             return self.job_db.get(record.self_id)  # type: ignore[return-value]
 
-    def _fail_start(self, record: JobRecord, reason: str) -> JobRecord:
+    def fail_start(self, record: JobRecord, reason: str) -> JobRecord:
         """Record that the job could not start; its logs are replaced by the reason (best effort)."""
         out_path, err_path = self.job_db.log_paths(record)
         try:
@@ -230,10 +268,12 @@ class Lifecycle:
             new = S.c_stopped if stopped else S.c_failed_start
             fields = {"reason": NOT_STARTED_REASON if stopped else LAUNCHER_LOST_REASON}
         elif seen.state == ENDED:
-            new = ended_status(status, seen.exit_code)
+            new = ended_status(status, seen.exit_code, seen.timed_out)
             fields = {"exit_code": seen.exit_code}
             if seen.cpu_time is not None:
                 fields["cpu_time"] = seen.cpu_time
+            if seen.timed_out:
+                fields["reason"] = f"timed out: ended by its time limit of {record.timeout:g} s"
             if new == S.c_failed_start and seen.exit_code in CANNOT_START_CODES:
                 what = "command not found" if seen.exit_code == 127 else "cannot execute"
                 hint = f"see `nodejobs logs {record.self_id} --err`"
@@ -336,6 +376,11 @@ class Lifecycle:
             if handle is not None:
                 self.backend_for(record.backend or "local").cancel([handle], grace)
             return record
+        if record.status == S.c_queued:  # QUEUED -> STOPPED: it never runs
+            if self._move(record, S.c_queued, S.c_stopped, {"reason": QUEUED_STOP_REASON, "ended_at": now()}):
+                remove_if_exists(self.job_db.pending_path(record))
+                return self.job_db.get(job_id)
+            return self.stop(job_id, grace)  # the queue started it meanwhile
         if record.status == S.c_stopping:
             return self._finish_stop(record, grace)
         if not self._move(record, record.status, S.c_stopping):

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import JobNotFoundError, JobStillRunningError, NodeJobsError
+from .errors import JobNotFoundError, JobStillRunningError
 from .grammar import (  # noqa: F401 -- the faces' grammar, re-exported: one module for the faces to use
     BOTH,
     CLEAN_CHOICES,
@@ -38,9 +38,9 @@ from .grammar import (  # noqa: F401 -- the faces' grammar, re-exported: one mod
     seconds,
     stream,
 )
-from .records import JobRecord, JobRecordDict, JobStatus
-
-FAILED_TAIL_LINES = 10
+from .queue_ops import queue_options, set_limits, sweep, tag  # noqa: F401 -- re-exported for the faces
+from .records import JobFilter, JobRecord, JobRecordDict, JobStatus
+from .wording import FAILED_TAIL_LINES, failure_tail, format_duration, summary  # noqa: F401 -- re-exported
 
 # Exit statuses (the CLI's; the magics raise UsageError where these are non-zero for usage).
 OK, FAILED, USAGE, TIMED_OUT = 0, 1, 2, 124
@@ -73,13 +73,17 @@ def require_all(jobs: Any, job_ids: Sequence[str]) -> dict[str, JobRecord]:
 
 
 def select(
-    jobs: Any, status: str | None = None, limit: int | None = None, since: str | None = None
+    jobs: Any, status: str | None = None, limit: int | None = None, since: str | None = None,
+    tags: Sequence[str] = (),
 ) -> JobRecordDict:
-    """The jobs with ``status`` (a status, ``"active"``, ``"ended"`` or None for all) started ``since``,
-    oldest first; with ``limit`` (not 0) only the newest ``limit`` of them."""
+    """The jobs with ``status`` (a status, ``"active"``, ``"ended"`` or None for all) started ``since``
+    with every tag of ``tags`` (``K=V`` words), oldest first; with ``limit`` (not 0) only the newest
+    ``limit`` of them."""
+    wanted = dict(tag(pair) for pair in tags)
+    criteria = JobFilter(tags=wanted) if wanted else None
     if not limit:
-        return jobs.list_status(status=status, since=since)
-    newest = jobs.list_status(status=status, since=since, order="newest", limit=limit)
+        return jobs.list_status(criteria, status=status, since=since)
+    newest = jobs.list_status(criteria, status=status, since=since, order="newest", limit=limit)
     return JobRecordDict({i: newest[i] for i in reversed(newest)})
 
 
@@ -135,50 +139,6 @@ def rerun(jobs: Any, job_id: str, env_pairs: Sequence[str] = (), without_env: bo
     """Run an ended job again, with ``-e`` values again or ``--without-env`` if it had any."""
     envs = parse_env(env_pairs)
     return jobs.rerun(job_id, envs=envs or None, without_env=without_env)
-
-
-# -- wording -------------------------------------------------------------------------------------
-
-
-def format_duration(secs: float | None) -> str:
-    """``4.2 s``, ``3m 05s``, ``2h 07m``; empty for None."""
-    if secs is None:
-        return ""
-    secs = max(secs, 0.0)  # an exit file's mtime may be a tick before the recorded start
-    if secs < 60:
-        return f"{secs:.1f} s"
-    minutes, secs = divmod(int(secs), 60)
-    if minutes < 60:
-        return f"{minutes}m {secs:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h {minutes:02d}m"
-
-
-def summary(record: JobRecord) -> str:
-    """One line about a job: ``train-1 finished (exit 0) after 4.2 s`` or ``train-1 running (pid 41)``."""
-    if record.is_active:
-        return f"{record.self_id} {record.status} (pid {record.last_pid})"
-    text = f"{record.self_id} {record.status}"
-    if record.exit_code is not None:
-        text += f" (exit {record.exit_code})"
-    if record.duration is not None:
-        text += f" after {format_duration(record.duration)}"
-    if record.reason:
-        text += f": {record.reason}"
-    return text
-
-
-def failure_tail(jobs: Any, record: JobRecord, lines: int = FAILED_TAIL_LINES) -> str:
-    """For a failed job, the last lines of its stderr under a title line; else ``""``."""
-    if record.status not in (JobStatus.c_failed, JobStatus.c_failed_start):
-        return ""
-    try:
-        text = jobs.tail(record.self_id, lines, "err")
-    except NodeJobsError:  # removed meanwhile
-        return ""
-    if not text.strip():
-        return ""
-    return f"[stderr of {record.self_id}, last lines]\n" + (text if text.endswith("\n") else text + "\n")
 
 
 # -- waiting and exit statuses -------------------------------------------------------------------

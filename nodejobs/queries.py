@@ -73,6 +73,14 @@ def parse_statuses(status: str | Iterable[str] | None) -> tuple[str, ...] | None
     return tuple(sorted(out))
 
 
+def check_tag_key(key: Any) -> str:
+    """``key`` if it can name a tag (a Python identifier: it becomes a DataFrame column), else ValueError."""
+    if not isinstance(key, str) or not key.isidentifier() or not key.isascii():
+        raise ValueError(f"tag names must be identifiers (letters, digits, _; not starting with a digit), "
+                         f"not {key!r}")  # fmt: skip
+    return key
+
+
 @dataclass(frozen=True)
 class JobQuery:
     """Criteria, order and limit of a listing; ``where()`` is its SQL."""
@@ -130,7 +138,15 @@ class JobQuery:
         clauses: list[str] = []
         params: list[Any] = []
         for name, value in self.fields:
-            clauses.append(f"{name} = ?")
+            if name == "tags":  # a dict: jobs having every one of these tags with that value
+                if not isinstance(value, dict):
+                    raise ValueError(f"JobFilter.tags: expected a dict of tags, not {value!r}")
+                for key, tag in value.items():
+                    check_tag_key(key)
+                    clauses.append(f"json_extract(tags, '$.{key}') IS ?")
+                    params.append(int(tag) if isinstance(tag, bool) else tag)
+                continue
+            clauses.append(f'"{name}" = ?')  # quoted: ``group`` is an SQL keyword
             params.append(value.timestamp() if isinstance(value, datetime) else value)
         if self.statuses is not None:
             clauses.append(f"status IN ({', '.join('?' * len(self.statuses))})" if self.statuses else "0")

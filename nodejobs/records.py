@@ -1,6 +1,7 @@
 """The job records: ``JobRecord``, ``JobFilter``, ``JobRecordDict`` and job id rules."""
 
 import html
+import json
 import os
 import re
 from datetime import datetime, timezone
@@ -72,6 +73,13 @@ class JobRecord(BaseData):
     reason: (str, None)
     cpu_time: (float, None)  # seconds of CPU (user + system) of the whole tree, recorded at the end
     max_rss: (int, None)  # bytes: the largest resident memory of the tree seen by a usage sample
+    group: (str, None)  # its queue group; a group's limit caps how many of its jobs run at once
+    after: (str, None)  # JSON list of the ids it waits for (it starts when every one finished)
+    start_at: (datetime, None)  # not started before this time
+    timeout: (float, None)  # seconds it may run before it is ended as timed_out
+    tags: (str, None)  # JSON object of the user's labels, e.g. {"lr": 0.01}
+    slot: (int, None)  # 0..limit-1 in a limited group, unique among its running jobs (NODEJOBS_SLOT)
+    submitted_at: (datetime, None)
 
     def __setitem__(self, key: str, value: Any) -> None:
         # Paths are made from these: they must not reach outside the log directory or hold NUL.
@@ -84,6 +92,18 @@ class JobRecord(BaseData):
     @property
     def is_active(self) -> bool:
         return self.status in ACTIVE_STATUSES
+
+    @property
+    def tag_values(self) -> dict[str, Any]:
+        """The tags as a dict (empty when it has none, or when they are not a JSON object)."""
+        value = loads(self.tags)
+        return value if isinstance(value, dict) else {}
+
+    @property
+    def after_ids(self) -> list[str]:
+        """The ids this job waits for (empty when none)."""
+        value = loads(self.after)
+        return [i for i in value if isinstance(i, str)] if isinstance(value, list) else []
 
     @property
     def duration(self) -> float | None:
@@ -105,6 +125,14 @@ class JobRecord(BaseData):
         return f"<table class='nodejobs-record'>{rows}</table>"
 
 
+def loads(text: str | None) -> Any:
+    """``text`` as JSON, or None when it is empty or not JSON (a record written by hand)."""
+    try:
+        return json.loads(text) if text else None
+    except ValueError:
+        return None
+
+
 def _is_clean_path(path: Any) -> bool:
     return isinstance(path, str) and os.path.isabs(path) and "\x00" not in path
 
@@ -115,13 +143,14 @@ _HIDDEN_FIELDS = {
 
 
 class JobFilter(BaseData):
-    """Query criteria: any JobRecord field, matched for equality. Unknown keys are an error."""
+    """Query criteria: any JobRecord field, matched for equality; ``tags`` is a dict and matches jobs
+    having every one of those tags with that value. Unknown keys are an error."""
 
     _strict = True
 
     @classmethod
     def get_keys(cls) -> tuple[dict, dict]:
-        return {}, {k: (t, None) for k, t in JobRecord._types.items()}
+        return {}, {k: (dict if k == "tags" else t, None) for k, t in JobRecord._types.items()}
 
 
 DATAFRAME_COLUMNS = (
@@ -135,6 +164,9 @@ DATAFRAME_COLUMNS = (
     "duration",
     "last_update",
     "reason",
+    "group",
+    "slot",
+    "position",
     "cpu_time",
     "max_rss",
 )
@@ -151,11 +183,29 @@ _DATAFRAME_DTYPES = {
     "duration": "timedelta64[ns]",
     "last_update": "datetime64[ns, UTC]",
     "reason": "string",
+    "group": "string",
+    "slot": "Int64",
+    "position": "Int64",
     "cpu_time": "timedelta64[ns]",
     "max_rss": "Int64",
 }
 _TIME_COLUMNS = ("started_at", "ended_at", "last_update")
 _SECONDS_COLUMNS = ("duration", "cpu_time")
+
+
+def queue_positions(records: Any) -> dict[str, int]:
+    """Job id -> 1-based place in its group's queue, for the queued ones among ``records``."""
+    queued = sorted(
+        (r for r in records if r.status == JobStatus.c_queued),
+        key=lambda r: r.submitted_at or datetime.min.replace(tzinfo=timezone.utc),
+    )
+    places: dict[str, int] = {}
+    out = {}
+    for record in queued:
+        group = record.group or "default"
+        places[group] = places.get(group, 0) + 1
+        out[record.self_id] = places[group]
+    return out
 
 
 class JobRecordDict(dict):
@@ -168,14 +218,19 @@ class JobRecordDict(dict):
 
     def to_dataframe(self) -> "Any":
         """A pandas DataFrame indexed by job id: the same columns and dtypes whatever the records hold
-        (``string``, ``Int64``, ``datetime64[ns, UTC]``, ``timedelta64[ns]``), even when empty.
+        (``string``, ``Int64``, ``datetime64[ns, UTC]``, ``timedelta64[ns]``), even when empty; then one
+        column per tag key (dtype inferred; missing values NA), unless a built-in column has that name.
         ``cpu_time`` and ``duration`` are timedeltas, ``max_rss`` bytes."""
         import pandas as pd
 
         records = list(self.values())
+        places = queue_positions(records)
         columns = {}
         for name in DATAFRAME_COLUMNS:
-            values = [r.duration if name == "duration" else r.get(name) for r in records]
+            if name == "position":
+                values = [places.get(r.self_id) for r in records]
+            else:
+                values = [r.duration if name == "duration" else r.get(name) for r in records]
             if name in _SECONDS_COLUMNS:
                 column = pd.to_timedelta(pd.Series(values, dtype="float64"), unit="s")
             elif name in _TIME_COLUMNS:
@@ -183,6 +238,9 @@ class JobRecordDict(dict):
             else:
                 column = pd.Series(values, dtype=object)
             columns[name] = column.astype(_DATAFRAME_DTYPES[name]).array
+        tags = [r.tag_values for r in records]
+        for key in sorted({k for t in tags for k in t} - set(columns)):
+            columns[key] = pd.Series([t.get(key) for t in tags], dtype=object).infer_objects().array
         return pd.DataFrame(columns, index=pd.Index(list(self.keys()), name="self_id", dtype="string"))
 
     def _repr_html_(self) -> str:

@@ -4,10 +4,10 @@ Every status change a ``JobDB`` writes is checked against ``TRANSITIONS``; an il
 raises ``IllegalTransition``. A new run of an id (a rerun) is not a transition: it replaces an ended
 record whatever its final status.
 
-    queued   -> starting | stopped | failed_start
-    starting -> running | stopping | finished | failed | failed_start
-    running  -> stopping | finished | failed | failed_start
-    stopping -> stopped | failed_stop
+    queued   -> starting | stopped | failed_start | dependency_failed
+    starting -> running | stopping | finished | failed | failed_start | timed_out
+    running  -> stopping | finished | failed | failed_start | timed_out
+    stopping -> stopped | failed_stop | timed_out
 """
 
 from __future__ import annotations
@@ -25,18 +25,25 @@ class JobStatus(Choices):
     c_failed = "failed"  # the program ran and exited non-zero (or was killed)
     c_failed_start = "failed_start"  # the program could not be started (or exited 126/127)
     c_failed_stop = "failed_stop"  # it survived every signal a stop sent
+    c_timed_out = "timed_out"  # ended by its time limit (``timeout``)
+    c_dependency_failed = "dependency_failed"  # never ran: a job it was ``after`` did not finish
 
 
 S = JobStatus
 ACTIVE_STATUSES = (S.c_queued, S.c_starting, S.c_running, S.c_stopping)
-FINAL_STATUSES = (S.c_finished, S.c_failed, S.c_stopped, S.c_failed_start, S.c_failed_stop)
+FINAL_STATUSES = (
+    S.c_finished, S.c_failed, S.c_stopped, S.c_timed_out, S.c_dependency_failed, S.c_failed_start,
+    S.c_failed_stop,
+)  # fmt: skip
 STATUSES = (*ACTIVE_STATUSES, *FINAL_STATUSES)  # every status, in the order faces list them
 
 TRANSITIONS: dict[str, frozenset[str]] = {
-    S.c_queued: frozenset({S.c_starting, S.c_stopped, S.c_failed_start}),
-    S.c_starting: frozenset({S.c_running, S.c_stopping, S.c_finished, S.c_failed, S.c_failed_start}),
-    S.c_running: frozenset({S.c_stopping, S.c_finished, S.c_failed, S.c_failed_start}),
-    S.c_stopping: frozenset({S.c_stopped, S.c_failed_stop}),
+    S.c_queued: frozenset({S.c_starting, S.c_stopped, S.c_failed_start, S.c_dependency_failed}),
+    S.c_starting: frozenset(
+        {S.c_running, S.c_stopping, S.c_finished, S.c_failed, S.c_failed_start, S.c_timed_out}
+    ),
+    S.c_running: frozenset({S.c_stopping, S.c_finished, S.c_failed, S.c_failed_start, S.c_timed_out}),
+    S.c_stopping: frozenset({S.c_stopped, S.c_failed_stop, S.c_timed_out}),
     **{final: frozenset() for final in FINAL_STATUSES},
 }
 
@@ -51,6 +58,8 @@ STATUS_COLOURS: dict[str, str] = {
     S.c_failed: "#c62828",
     S.c_failed_start: "#c62828",
     S.c_failed_stop: "#c62828",
+    S.c_timed_out: "#ad1457",
+    S.c_dependency_failed: "#8d6e63",
 }
 UNKNOWN_COLOUR = "#555555"
 
@@ -71,13 +80,15 @@ def check_transition(old: str | None, new: str) -> None:
         raise IllegalTransition(f"illegal job status change {old!r} -> {new!r}")
 
 
-def ended_status(current: str, exit_code: int | None) -> str:
+def ended_status(current: str, exit_code: int | None, timed_out: bool = False) -> str:
     """The final status of a job that was ``current`` and whose program ended with ``exit_code``.
 
-    It depends on nothing but these two, never on how fast the job ended: a stop in progress makes it
-    ``stopped``; 0 is ``finished``; 126/127 (the shell could not run the program) ``failed_start``;
-    anything else, or no code at all, ``failed``.
+    It depends on nothing but these, never on how fast the job ended: its time limit ending it makes
+    it ``timed_out``; a stop in progress ``stopped``; 0 is ``finished``; 126/127 (the shell could not
+    run the program) ``failed_start``; anything else, or no code at all, ``failed``.
     """
+    if timed_out:
+        return S.c_timed_out
     if current == S.c_stopping:
         return S.c_stopped
     if exit_code == 0:

@@ -13,7 +13,8 @@ letters, digits, ``_`` and ``-`` replaced by ``_``): ``nodejobs-dashboard`` (the
 ``nodejobs-filter``, ``nodejobs-count``, ``nodejobs-message``, ``nodejobs-table``, ``nodejobs-header``,
 ``nodejobs-row`` and ``nodejobs-row-<id>`` (one row; ``nodejobs-selected`` when its log is shown),
 in a row ``nodejobs-id`` (button selecting the job), ``nodejobs-status`` and
-``nodejobs-status-<status>``, ``nodejobs-exit``, ``nodejobs-pid``, ``nodejobs-started``,
+``nodejobs-status-<status>`` (its title: the reason, e.g. what a queued job waits for), ``nodejobs-group``,
+``nodejobs-exit``, ``nodejobs-pid``, ``nodejobs-started``,
 ``nodejobs-duration``, ``nodejobs-cpu`` (CPU % while running, CPU time once ended), ``nodejobs-rss``
 (resident memory while running, the peak seen once ended), ``nodejobs-command``, ``nodejobs-stop``,
 ``nodejobs-rerun``; the log pane
@@ -45,6 +46,7 @@ log = logging.getLogger(__name__)
 
 FILTERS = ("all", "active", "ended", *STATUSES)
 _CELLS = (  # (attribute, header, width)
+    ("group", "group", "6em"),
     ("exit_code", "exit", "3.5em"),
     ("pid", "pid", "5.5em"),
     ("started", "started", "8em"),
@@ -80,7 +82,7 @@ class JobRow:
         )
         self.id_button.add_class("nodejobs-id")
         self.status = _cell("nodejobs-status", "7.5em")
-        self.exit_code, self.pid, self.started, self.duration, self.cpu, self.rss = (
+        self.group, self.exit_code, self.pid, self.started, self.duration, self.cpu, self.rss = (
             _cell(f"nodejobs-{'exit' if name == 'exit_code' else name}", width) for name, _, width in _CELLS
         )
         self.command = _cell("nodejobs-command", "auto")
@@ -98,7 +100,7 @@ class JobRow:
         self.stop_button.on_click(lambda _: on_stop(job_id))
         self.rerun_button.on_click(lambda _: on_rerun(job_id))
         self.box = widgets.HBox(
-            [self.id_button, self.status, self.exit_code, self.pid, self.started, self.duration,
+            [self.id_button, self.status, self.group, self.exit_code, self.pid, self.started, self.duration,
              self.cpu, self.rss, self.command, self.stop_button, self.rerun_button],
             layout=widgets.Layout(align_items="center"),
         )  # fmt: skip
@@ -114,7 +116,8 @@ class JobRow:
         else:
             cpu, rss = format_duration(record.cpu_time), format_bytes(record.max_rss)
         values = {
-            "status": status_html(record.status),
+            "status": status_html(record.status, record.reason),
+            "group": html.escape(record.group or "default"),
             "exit_code": "" if record.exit_code is None else str(record.exit_code),
             "pid": "" if record.last_pid is None else str(record.last_pid),
             "started": format_time(record.started_at),
@@ -348,7 +351,7 @@ class JobDashboard(widgets.VBox):
                 record = self.jobs.get_status(self.selected) if self.selected else None
                 self.log_pane.show(self.jobs, record)
 
-    def _on_stop(self, job_id: str) -> None:
+    def _on_stop(self, job_id: str) -> None:  # on a queued job: it leaves the queue
         self._queue.put(lambda: self.jobs.stop(job_id, self.grace))
 
     def _on_rerun(self, job_id: str) -> None:

@@ -14,15 +14,19 @@ from IPython import get_ipython
 from IPython.display import DisplayHandle
 
 from nodejobs.operations import format_duration, summary
-from nodejobs.states import STATUS_COLOURS, UNKNOWN_COLOUR
+from nodejobs.states import STATUS_COLOURS, UNKNOWN_COLOUR, JobStatus
 
 __all__ = ["Progress", "format_duration", "format_time", "in_kernel", "set_value", "status_html", "summary"]
 
 
-def status_html(status: str | None) -> str:
-    """The status as a coloured, bold span."""
+def status_html(status: str | None, reason: str | None = None) -> str:
+    """The status as a coloured, bold span; a queued job's reason follows it, small."""
     colour = STATUS_COLOURS.get(status or "", UNKNOWN_COLOUR)
-    return f"<span style='color:{colour};font-weight:bold'>{html.escape(status or '?')}</span>"
+    title = f" title='{html.escape(reason)}'" if reason else ""
+    text = f"<span style='color:{colour};font-weight:bold'{title}>{html.escape(status or '?')}</span>"
+    if status == JobStatus.c_queued and reason:
+        text += f"<br><small class='nodejobs-reason'>{html.escape(reason)}</small>"
+    return text
 
 
 def format_time(moment: datetime | None) -> str:

@@ -6,6 +6,7 @@ import contextlib
 import logging
 import os
 import re
+import shlex
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -128,8 +129,8 @@ class JobMagics(Magics, Configurable):
         if parser is None:
             raise UsageError(f"%job: unknown sub-command {name!r}; one of: {', '.join(parsing.SUBCOMMANDS)}")
         with user_errors(f"%job {parser.command.name}"):
-            if parser.command.name == "run":
-                return self._run(rest)
+            if parser.command.name in ("run", "sweep"):
+                return getattr(self, f"_{parser.command.name}")(rest)
             args = parser.parse_words(parsing.split_words(rest, f"%job {name}"))
             if args.help:
                 print(parser.format_help())
@@ -149,15 +150,32 @@ class JobMagics(Magics, Configurable):
             return None
         command = parsing.command_from_text(command_text)
         envs = ops.parse_env(args.env)
+        options = ops.queue_options(args)
         record = self.jobs.run(
-            command, args.job_id, cwd=_path(args.cwd), envs=envs or None, keep_leftovers=args.keep_leftovers
-        )
+            command, args.job_id, cwd=parsing.path(args.cwd), envs=envs or None,
+            keep_leftovers=args.keep_leftovers, **options,
+        )  # fmt: skip
         print(summary(record))
         return record
 
+    def _sweep(self, text: str) -> JobRecordDict | None:
+        option_words, template = parsing.split_run_line(text, "sweep")
+        args = parsing.PARSERS["sweep"].parse_words(option_words)
+        if args.help:
+            print(parsing.PARSERS["sweep"].format_help())
+            return None
+        command = parsing.command_from_text(template)  # the rule of `%job run`, then {NAME} filled in
+        records = ops.sweep(self.jobs, args, command if isinstance(command, str) else shlex.join(command))
+        for record in records.values():
+            print(summary(record))
+        return records
+
+    def _limit(self, args: Any) -> dict[str, int]:
+        return ops.set_limits(self.jobs, args.group, args.n)
+
     def _ls(self, args: Any) -> Any:
         limit = self.list_limit if args.limit is None else args.limit
-        records = ops.select(self.jobs, args.status, limit, args.since)
+        records = ops.select(self.jobs, args.status, limit, args.since, args.tag)
         note = ops.listing_note(self.jobs, len(records), limit, args.status, args.since)
         if note:
             print(f"[{note}]")
@@ -322,14 +340,15 @@ class JobMagics(Magics, Configurable):
             is_python = os.path.basename(program[0]).startswith("python")
             if program[0] == "python":
                 program = [sys.executable, "-u", *program[1:]]
-            job_id = args.job_id or self.jobs.new_job_id(_first_command(cell) if not is_python else "python")
+            base = parsing.first_command(cell) if not is_python else "python"
+            job_id = args.job_id or self.jobs.new_job_id(base)
             current = self.jobs.get_status(job_id)
             if current is not None and current.is_active:
                 raise UsageError(f"%%job: job {job_id!r} is still {current.status} (pid {current.last_pid})")
             envs = ops.parse_env(args.env)
             script = self.jobs.script_path(job_id, ".py" if is_python else ".sh")
             _write_file(script, cell)
-            record = self.jobs.run([*program, script], job_id, cwd=_path(args.cwd), envs=envs or None)
+            record = self.jobs.run([*program, script], job_id, cwd=parsing.path(args.cwd), envs=envs or None)
         print(summary(record))
         return record
 
@@ -363,10 +382,6 @@ class JobMagics(Magics, Configurable):
 MATCHER_ID = "nodejobs_magics.job"
 
 
-def _path(path: str | None) -> str | None:
-    return os.path.abspath(os.path.expanduser(path)) if path else None
-
-
 def _write(text: str, newline: bool = True) -> None:
     sys.stdout.write(text + ("\n" if newline and text and not text.endswith("\n") else ""))
     sys.stdout.flush()
@@ -381,11 +396,3 @@ def _write_file(path: str, text: str) -> None:
         os.replace(temporary, path)
     finally:
         remove_if_exists(temporary)
-
-
-def _first_command(script: str) -> str:
-    """The first line of a shell script that is not blank or a comment (for a readable id)."""
-    for line in script.splitlines():
-        if line.strip() and not line.lstrip().startswith("#"):
-            return line.strip()
-    return "job"

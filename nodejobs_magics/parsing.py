@@ -4,6 +4,7 @@ grammar too) and how ``%job run`` splits a command (``RUN_RULE``, also shown by 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shlex
 from collections.abc import Callable, Sequence
@@ -25,7 +26,10 @@ _ENV_ASSIGNMENT = re.compile(r"\s*[A-Za-z_][A-Za-z0-9_]*=")
 _WORD = re.compile(r"""(?:[^\s'"\\]|\\.|'[^']*'|"(?:[^"\\]|\\.)*")+""", re.S)
 _SPACE = re.compile(r"\s*")
 _JOB_LINE = re.compile(r"^\s*(?:[A-Za-z_][\w.]*(?:\s*,\s*[A-Za-z_][\w.]*)*\s*=\s*)?%job\s(?P<rest>.*)$", re.S)
-_VALUE_OPTIONS = frozenset(flag for o in ops.COMMANDS[1].options if o.takes_value for flag in o.flags)
+_VALUE_OPTIONS = {
+    c.name: frozenset(flag for o in c.options if o.takes_value for flag in o.flags)
+    for c in ops.COMMANDS if c.name in ("run", "sweep")
+}
 
 
 class SubcommandParser(argparse.ArgumentParser):
@@ -74,8 +78,9 @@ def split_words(text: str, prog: str = "%job") -> list[str]:
         raise UsageError(f"{prog}: {exc}") from None
 
 
-def split_run_line(line: str) -> tuple[list[str], str]:
-    """Split ``[OPTIONS] [--] COMMAND...`` into the option words and the command's text as typed."""
+def split_run_line(line: str, name: str = "run") -> tuple[list[str], str]:
+    """Split ``[OPTIONS] [--] COMMAND...`` into the option words and the command's text as typed
+    (``name``: the sub-command, ``run`` or ``sweep``, whose options take values)."""
     options: list[str] = []
     pos = 0
     wants_value = False
@@ -98,7 +103,7 @@ def split_run_line(line: str) -> tuple[list[str], str]:
             return options, line[pos:]
         else:
             options.append(value)
-            wants_value = value in _VALUE_OPTIONS
+            wants_value = value in _VALUE_OPTIONS[name]
         pos = match.end()
 
 
@@ -174,3 +179,16 @@ def complete(text_until_cursor: str, ids: Callable[[str, bool | None], list[str]
     if command.takes_ids:
         return ids(current, command.ids)
     return []
+
+
+def first_command(script: str) -> str:
+    """The first line of a shell script that is not blank or a comment (for a readable id)."""
+    for line in script.splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            return line.strip()
+    return "job"
+
+
+def path(text: str | None) -> str | None:
+    """A ``--cwd`` value as an absolute path (``~`` expanded), or None."""
+    return os.path.abspath(os.path.expanduser(text)) if text else None

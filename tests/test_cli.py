@@ -359,3 +359,46 @@ def test_top_ls_limit_and_clean_by_age_and_status(cli, db_path, capsys):
     assert cli("clean", "--status", "finished", "--older-than", "0s")[1] == (
         "removed 3 ended job(s): a, b, c\n"
     )
+
+
+def test_queue_options_limit_sweep_and_ls_with_group_position_and_reason(cli, jobs):
+    assert cli("limit", "gpu", "1") == (0, "gpu: 1\n", "")
+    assert cli("run", "--id", "a", "--group", "gpu", "--tag", "lr=0.1", "--", "sleep", "30")[0] == 0
+    queued = ("--group", "gpu", "--tag", "lr=0.01", "--timeout", "5")
+    code, out, _ = cli("run", "--id", "b", *queued, "--", "true")
+    assert code == 0 and out == "b queued in group gpu: waiting for slot in group gpu (1/1 running)\n"
+    out = cli("run", "--id", "c", "--after", "a,b", "--", "true")[1]
+    assert out == "c queued in group default: waiting for a, b\n"
+    code, out, _ = cli("ls")
+    header, *rows = out.splitlines()
+    assert header.split()[7:10] == ["GROUP", "POS", "REASON"]
+    assert rows[1].split()[:8] == ["b", "queued", "-", "-", "-", "-", "gpu", "1"]
+    assert [line.split()[0] for line in cli("ls", "--tag", "lr=0.01")[1].splitlines()[1:]] == ["b"]
+    assert jobs.get_status("b").tag_values == {"lr": 0.01} and jobs.get_status("b").timeout == 5.0
+    assert cli("stop", "a", "--grace", "0.5")[0] == 0
+    code, out, _ = cli("wait", "b", "c", "--timeout", "20")
+    assert code == 1 and "b finished" in out and "c dependency_failed: dependency 'a' ended stopped" in out
+    code, out, _ = cli("sweep", "--limit", "2", "--prefix", "e", "-p", "n=1,2", "--", "echo {n}")
+    assert code == 0 and [line.split()[0] for line in out.splitlines()] == ["e-n1", "e-n2"]
+    assert cli("wait", "e-n1", "e-n2", "--timeout", "20")[0] == 0 and jobs.job_logs("e-n2")[0] == "2\n"
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["limit", "gpu", "0"], ["whole number >= 1"]),
+        (["limit", "gpu", "two"], ["whole number >= 1", "'two'"]),
+        (["limit", "gpu"], ["limit wants GROUP N"]),
+        (["run", "--at", "noon", "--", "true"], ["--at wants", "'noon'"]),
+        (["run", "--timeout", "0", "--", "true"], ["timeout must be seconds > 0"]),
+        (["run", "--tag", "1x=2", "--", "true"], ["tag names must be identifiers"]),
+        (["run", "--tag", "novalue", "--", "true"], ["--tag wants NAME=VALUE"]),
+        (["run", "--after", "ghost", "--", "true"], ["unknown dependency 'ghost'"]),
+        (["run", "--id", "me", "--after", "me", "--", "true"], ["after itself"]),
+        (["sweep", "--", "echo {n}"], ["-p NAME=V1,V2"]),
+    ],
+)
+def test_bad_queue_input_is_one_line_and_writes_nothing(cli, jobs, args, words):
+    code, _, err = cli(*args)
+    assert code != 0 and one_line_error(err, *words), err
+    assert jobs.list_status() == {} and jobs.limits() == {}

@@ -226,3 +226,18 @@ def test_a_refresh_reads_only_the_records_that_changed(jobs, make_dashboard, mon
     dashboard.refresh()
     assert read[0] <= 3  # the active job, and what changed: not the 200 of the history
     assert "100 of 201 jobs" in dashboard.count_label.value
+
+
+def test_a_queued_job_shows_its_group_and_reason_and_stop_cancels_it(jobs, make_dashboard):
+    jobs.set_limit("gpu", 1)
+    jobs.run(["sleep", "30"], "first", group="gpu")
+    jobs.run(["true"], "second", group="gpu")
+    dashboard = make_dashboard()
+    row = dashboard.rows["second"]
+    assert "nodejobs-status-queued" in row.status._dom_classes and row.group.value == "gpu"
+    assert "waiting for slot in group gpu (1/1 running)" in row.status.value
+    assert not row.stop_button.disabled
+    row.stop_button.click()
+    wait_until(lambda: status_of(dashboard, "second") == "stopped", message="the queued job cancelled")
+    assert jobs.get_status("second").reason == "stopped while queued"
+    assert jobs.get_status("first").status == "running"

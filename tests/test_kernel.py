@@ -4,13 +4,14 @@ while a cell runs, and a job that outlives a SIGKILLed kernel."""
 import os
 import queue
 import signal
+import subprocess
 import time
 
 import pytest
 from jupyter_client import KernelManager
 
 from conftest import pid_alive, wait_until
-from nodejobs import Jobs
+from nodejobs import JobDB, Jobs
 
 pytestmark = pytest.mark.kernel
 
@@ -181,3 +182,38 @@ def test_a_job_outlives_a_killed_kernel_and_the_next_kernel_finds_how_it_ended(
         "r = %job wait survivor --timeout 30\nprint(r.status, r.exit_code)\n%job logs survivor"
     )
     assert found["stdout"].endswith("failed 7\nbefore\nafter\n"), found
+
+
+def _our_python_processes(db_path):
+    """Command lines of Python processes working on ``db_path`` (a dispatcher, a kernel's helper)."""
+    out = subprocess.run(["ps", "-eo", "args="], capture_output=True, text=True, check=True).stdout
+    return [line for line in out.splitlines() if "python" in line and db_path in line]
+
+
+def test_a_queue_filled_by_a_killed_kernel_still_runs_in_order_with_no_python_between_jobs(
+    kernels, observer, db_path, tmp_path
+):
+    order = tmp_path / "order"
+    kernel = kernels()
+    filled = kernel.run(
+        f"from nodejobs import Jobs\njobs = Jobs({db_path!r})\njobs.set_limit('serial', 1)\n"
+        "for i in range(10):\n"
+        f"    jobs.run(f'echo start {{i}} $(date +%s.%N) >> {order}; sleep 0.4; "
+        f"echo end {{i}} $(date +%s.%N) >> {order}', f'q{{i}}', group='serial')\n"
+        "print(sorted(r.status for r in jobs.list_status().values()))"
+    )
+    assert filled["stdout"] == str(["queued"] * 9 + ["running"]) + "\n", filled
+    os.kill(kernel.pid(), signal.SIGKILL)
+    wait_until(lambda: not kernel.manager.is_alive(), message="the kernel to die")
+    db = JobDB(db_path)  # read the records only: nothing here may move the queue
+    for i in range(10):
+        def running_alone(i=i):
+            started = order.exists() and f"start {i} " in order.read_text()
+            return started and f"end {i} " not in order.read_text() and not _our_python_processes(db_path)
+
+        wait_until(running_alone, timeout=30, message=f"job q{i} running with no Python process of ours")
+    wait_until(lambda: db.get("q9").status != "running" or "end 9 " in order.read_text(), timeout=30)
+    lines = [line.split() for line in order.read_text().splitlines()]
+    assert [(kind, int(i)) for kind, i, _ in lines] == [(k, i) for i in range(10) for k in ("start", "end")]
+    times = [float(t) for _, _, t in lines]
+    assert times == sorted(times)  # each started after the one before it ended

@@ -484,13 +484,14 @@ def completions(ip, text):
 def test_tab_completion_through_the_completer(ip):
     job(ip, "run --id live-1 -- sleep 30")
     finished(ip, job(ip, "run --id done-1 -- true").self_id)
-    subcommands = ["clean", "db", "follow", "help", "list", "logs", "ls", "rerun", "rm", "run", "status",
-                   "stop", "timeline", "top", "wait", "watch"]  # fmt: skip
+    subcommands = ["clean", "db", "follow", "help", "limit", "list", "logs", "ls", "rerun", "rm", "run",
+                   "status", "stop", "sweep", "timeline", "top", "wait", "watch"]  # fmt: skip
     assert completions(ip, "%job ") == subcommands  # no Python keywords (and, if, in, ...)
-    assert completions(ip, "x = %job li") == ["list"]
-    long_options = ["--cwd", "--env", "--help", "--id", "--keep-leftovers"]
-    assert completions(ip, "%job run --") == long_options
-    assert completions(ip, "%job run -") == [*long_options, "-e", "-h"]
+    assert completions(ip, "x = %job lis") == ["list"]
+    run_flags = ["--after", "--at", "--cwd", "--env", "--group", "--help", "--id", "--keep-leftovers",
+                 "--tag", "--timeout"]  # fmt: skip
+    assert completions(ip, "%job run --") == run_flags
+    assert completions(ip, "%job run -") == sorted([*run_flags, "-e", "-h"])
     assert completions(ip, "%job stop ") == ["live-1"]
     assert completions(ip, "%job rm ") == ["done-1"]
     assert completions(ip, "%job rerun d") == ["done-1"]
@@ -529,3 +530,20 @@ def test_top_list_limit_timeline_and_clean_options(ip, capsys):
         job(ip, "clean --older-than soon")
     job(ip, "clean --status finished --older-than 0s")
     assert "removed 3 ended job(s): a, b, c" in capsys.readouterr().out
+
+
+def test_sweep_limit_and_queue_options(ip):
+    assert job(ip, "limit gpu 1") == {"gpu": 1}
+    first = job(ip, "run --id m1 --group gpu --tag lr=0.5 -- sleep 30")
+    second = job(ip, "run --id m2 --group gpu --after m1 --timeout 9 -- true")
+    assert first.status == "running" and second.status == "queued" and second.reason == "waiting for m1"
+    df = job(ip, "ls --tag lr=0.5")
+    assert list(df.index) == ["m1"] and df.loc["m1", "lr"] == 0.5 and df.loc["m1", "group"] == "gpu"
+    stopped = job(ip, "stop m2")
+    assert (stopped.status, stopped.reason) == ("stopped", "stopped while queued")
+    runs = job(ip, "sweep --prefix s --limit 1 -p x=1,2 -- echo {{x}}")
+    assert list(runs) == ["s-x1", "s-x2"]
+    assert [r.status for r in job(ip, "wait s-x1 s-x2 --timeout 20").values()] == ["finished", "finished"]
+    assert out(ip, "s-x2") == "2\n"
+    with pytest.raises(UsageError, match="whole number >= 1"):
+        job(ip, "limit gpu 0")

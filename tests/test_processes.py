@@ -221,7 +221,8 @@ def test_refresh_of_a_stale_snapshot_respects_a_stop_that_began_meanwhile(db_pat
         stale = quiet.jobdb.get("raced")
         assert quiet.jobdb.update_run("raced", rec.run_id, "running", {}, "stopping")
         go.touch()
-        wait_until(lambda: os.path.exists(quiet.jobdb.exit_path(rec)), message="exit file")
+        exit_file = quiet.jobdb.exit_path(rec)
+        wait_until(lambda: os.path.exists(exit_file) and os.path.getsize(exit_file), message="exit file")
         final = quiet.processes.refresh(stale)
         assert (final.status, final.exit_code) == ("stopped", 5)
 

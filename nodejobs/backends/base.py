@@ -37,6 +37,8 @@ class JobSpec:
     exit_path: str
     keep_leftovers: bool = False  # leave processes alive that outlive the job's main process
     options: dict[str, Any] = field(default_factory=dict)  # backend-specific resources
+    timeout: float | None = None  # end it (politely, then forcibly) after this many seconds of running
+    on_end: list[str] | None = None  # run on the job's machine once its end is recorded, detached
 
 
 # Observation.state values
@@ -57,6 +59,7 @@ class Observation:
     started: bool = True  # False: it ended without its program ever being let go (never released)
     reason: str | None = None  # why it pends, or how it ended, in the backend's words
     cpu_time: float | None = None  # CPU seconds (user + system) of the whole job, when it ended
+    timed_out: bool = False  # the backend ended it because its ``timeout`` ran out
 
     @property
     def ended(self) -> bool:

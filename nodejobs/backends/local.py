@@ -18,6 +18,7 @@ import math
 import os
 import re
 import select
+import shlex
 import signal
 import socket
 import subprocess
@@ -95,9 +96,11 @@ class LocalBackend(Backend):
 
     def submit(self, spec: JobSpec) -> Handle:
         grace = str(self.leftover_grace)
+        limit = f"{spec.timeout:.3f}" if spec.timeout else "0"
         argv = [
             "nodejobs-supervisor", SUPERVISOR, spec.job_id, spec.exit_path, spec.run_id, grace,
-            "1" if spec.keep_leftovers else "0", sys.executable, *spec.argv,
+            "1" if spec.keep_leftovers else "0", sys.executable, limit,
+            shlex.join(spec.on_end) if spec.on_end else "", *spec.argv,
         ]  # fmt: skip
         try:
             ignored = _ignored_signals()
@@ -357,6 +360,7 @@ def read_exit_file(path: str, supervisor_pid: int | None = None) -> Observation 
     try:
         code, writer = int(words[0]), int(words[1]) if len(words) > 1 else None
         started = words[2] != b"0" if len(words) > 2 else True
+        timed_out = len(words) > 3 and words[3] == b"timeout"
     except (IndexError, ValueError):
         if words:
             log.warning("ignoring unreadable exit file %s: %r", path, lines[0][:100])
@@ -364,7 +368,8 @@ def read_exit_file(path: str, supervisor_pid: int | None = None) -> Observation 
     if supervisor_pid is not None and writer is not None and writer != supervisor_pid:
         return None  # written by the supervisor of another run of this id
     ended_at = datetime.fromtimestamp(ended, timezone.utc)
-    return Observation(ENDED, exit_code=code, ended_at=ended_at, started=started, cpu_time=_cpu_time(lines))
+    return Observation(ENDED, exit_code=code, ended_at=ended_at, started=started,
+                       cpu_time=_cpu_time(lines), timed_out=timed_out)
 
 
 def _cpu_time(lines: list[bytes]) -> float | None:
