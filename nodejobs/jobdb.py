@@ -40,6 +40,7 @@ def q(name: str) -> str:
 
 _FIELDS = ", ".join(q(n) for n in COLUMNS)
 _SELECT = f"SELECT {_FIELDS} FROM jobs"
+_ORDER = "ORDER BY coalesce(started_at, submitted_at), rowid"
 _DDL = (
     "CREATE TABLE IF NOT EXISTS jobs ("
     + ", ".join(
@@ -58,7 +59,9 @@ _CHANGES_DDL = (
     " records INTEGER NOT NULL)",
     "CREATE TABLE IF NOT EXISTS jobs_deleted (self_id TEXT PRIMARY KEY, seq INTEGER NOT NULL)",
     "CREATE INDEX IF NOT EXISTS jobs_seq ON jobs (seq)",
-    "CREATE INDEX IF NOT EXISTS jobs_started ON jobs (started_at, seq)",  # covers listings by start time
+    "DROP INDEX IF EXISTS jobs_started",  # of an earlier version: by start time only
+    # Covers listings: by start time, or a queued job's submission, then last change.
+    "CREATE INDEX IF NOT EXISTS jobs_order ON jobs (coalesce(started_at, submitted_at), seq)",
     "CREATE INDEX IF NOT EXISTS jobs_deleted_seq ON jobs_deleted (seq)",
     "CREATE TRIGGER IF NOT EXISTS jobs_seq_insert AFTER INSERT ON jobs BEGIN"
     " UPDATE jobs_counter SET seq = seq + 1, records = records + 1;"
@@ -178,9 +181,7 @@ class JobDB:
         except (OverflowError, UnicodeEncodeError) as exc:  # a value SQLite cannot hold: nothing was written
             raise ValueError(f"job database {self.db_file}: cannot store a value: {exc}") from exc
 
-    def _query(
-        self, where: str = "", params: Iterable[Any] = (), order: str = "ORDER BY started_at, rowid"
-    ) -> list[JobRecord]:
+    def _query(self, where: str = "", params: Iterable[Any] = (), order: str = _ORDER) -> list[JobRecord]:
         return [_row_to_record(row) for row in self._execute(f"{_SELECT} {where} {order}", params)]
 
     @contextlib.contextmanager

@@ -166,10 +166,11 @@ class JobQuery:
         return ("WHERE " + " AND ".join(clauses)) if clauses else "", params
 
     def tail(self) -> tuple[str, list[Any]]:
-        """``ORDER BY ... [LIMIT ?]`` and its parameter: by start time, ties by last change."""
+        """``ORDER BY ... [LIMIT ?]`` and its parameter: by start time (a queued job: its submission),
+        ties by last change."""
         direction = " DESC" if self.order == "newest" else ""
         # Ties (records without a start time) in the order of their last change: the index covers it.
-        sql = f"ORDER BY started_at{direction}, seq{direction}"
+        sql = f"ORDER BY coalesce(started_at, submitted_at){direction}, seq{direction}"
         if self.limit is None:
             return sql, []
         return sql + " LIMIT ?", [self.limit]
