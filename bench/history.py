@@ -25,7 +25,7 @@ from datetime import datetime, timezone
 from workload import poll, repeat
 
 from nodejobs import Jobs
-from nodejobs.jobdb import COLUMNS
+from nodejobs.jobdb import COLUMNS, q
 
 SEED_JOBS = 300
 ROUNDS = 3  # the sizes are measured in turn, round after round; the figure is the median of the rounds
@@ -48,11 +48,11 @@ def grow(seed_path: str, path: str, n: int) -> None:
     """A database at ``path`` of ``n`` records: the seed's rows copied with new ids, spread back in time."""
     shutil.copytree(seed_path, path)
     with Jobs(path) as jobs:
-        found = jobs.jobdb._execute(f"SELECT {', '.join(COLUMNS)} FROM jobs")
+        found = jobs.jobdb._execute(f"SELECT {', '.join(map(q, COLUMNS))} FROM jobs")
     rows = [dict(zip(COLUMNS, row)) for row in found]
     base = min(r["started_at"] for r in rows)
     conn = sqlite3.connect(os.path.join(path, "jobs.db"))
-    names = ", ".join(COLUMNS)
+    names = ", ".join(map(q, COLUMNS))
     marks = ", ".join("?" * len(COLUMNS))
     copies = []
     for i in range(n - len(rows)):

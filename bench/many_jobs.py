@@ -1,6 +1,6 @@
 """How many jobs one process can run: ``python bench/many_jobs.py [N]`` (default 5,000) under the
 default ``ulimit -n 1024``. Starts N ``sleep`` jobs, reports the fds it holds, then ends the jobs from
-outside (SIGTERM to each program's session) and times until the reaper thread has recorded every end.
+outside (SIGTERM to each program) and times until the reaper thread has recorded every end.
 Project-only (0.6.2 holds a Python wrapper per job). Prints one Markdown line for the README."""
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def main() -> int:
         t0 = time.perf_counter()
         for record in records:
             with contextlib.suppress(ProcessLookupError, TypeError):
-                os.killpg(record.last_pid, signal.SIGTERM)
+                os.kill(record.last_pid, signal.SIGTERM)
         while any(jobs.jobdb.get(r.self_id).is_active for r in records):
             time.sleep(0.05)
         recorded = time.perf_counter() - t0
