@@ -71,24 +71,11 @@ class Lifecycle:
     # -- starting ----------------------------------------------------------------------------------
 
     def run(
-        self,
-        command: str | Sequence[str],
-        job_id: str,
-        *,
-        envs: dict[str, str] | None = None,
-        cwd: str | None = None,
-        logdir: str | None = None,
-        logfile: str | None = None,
-        backend: str = "local",
-        replace: bool = True,
-        keep_leftovers: bool = False,
-        **fields: Any,
+        self, command: str | Sequence[str], job_id: str, *, replace: bool = True, **options: Any
     ) -> JobRecord:
-        """Start ``command`` (a list runs directly, a string through ``/bin/sh -c``) as ``job_id``."""
-        record, launch = self.prepare(
-            command, job_id, envs=envs, cwd=cwd, logdir=logdir, logfile=logfile, backend=backend,
-            keep_leftovers=keep_leftovers, **fields,
-        )  # fmt: skip
+        """Start ``command`` (a list runs directly, a string through ``/bin/sh -c``) as ``job_id``;
+        ``options`` are those of ``prepare``."""
+        record, launch = self.prepare(command, job_id, **options)
         return self.start(record, launch, replace)
 
     def prepare(
