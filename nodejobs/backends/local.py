@@ -106,8 +106,8 @@ class LocalBackend(Backend):
             ignored = _ignored_signals()
             if ignored:
                 argv = ["env", f"--default-signal={','.join(ignored)}", "/bin/sh", *argv[1:]]
-            for path in (spec.exit_path, spec.out_path, spec.err_path):
-                remove_if_exists(path)
+            for path in (spec.exit_path, *_timer_marks(spec.exit_path), spec.out_path, spec.err_path):
+                remove_if_exists(path)  # nothing of an earlier run of the id may be taken for this one's
             channel, supervisor_end = socket.socketpair()
         except OSError as exc:
             raise SubmitError(f"cannot start: {exc.strerror or exc}") from None
@@ -399,6 +399,11 @@ def _is_supervisor(cmdline: bytes) -> bool:
     """Whether a command line is the supervisor's (the payload runs it until it is let go)."""
     words = cmdline.split(b"\0")
     return len(words) > 1 and words[1] == os.fsencode(SUPERVISOR)
+
+
+def _timer_marks(exit_path: str) -> tuple[str, str]:
+    """The files by which a job's time-limit timer learns its program started, and says it ran out."""
+    return exit_path + ".started", exit_path + ".timeout"
 
 
 def _ignored_signals() -> list[str]:

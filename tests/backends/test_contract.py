@@ -165,3 +165,20 @@ def test_wait_times_out_on_a_running_job_and_returns_at_its_end(backend, spec):
     assert backend.wait(handle, 0.1) is False
     backend.cancel([handle], grace=1.0)
     assert backend.wait(handle, 30.0) is True
+
+
+def test_a_local_time_limit_counts_from_the_programs_start_not_from_the_hold(tmp_path):
+    backend = LocalBackend(reaper=False)
+    base = str(tmp_path / "held")
+    job = JobSpec(
+        job_id="held", run_id=uuid.uuid4().hex, argv=["true"], env={**os.environ}, cwd=str(tmp_path),
+        out_path=base + "_out.txt", err_path=base + "_errors.txt", exit_path=base + ".exit", timeout=1.0,
+    )  # fmt: skip
+    handle = backend.submit(job)
+    try:
+        assert not backend.wait(handle, 2.5)  # held longer than its limit: the clock has not started
+    finally:
+        backend.release(handle)
+    seen = final(backend, handle)
+    assert (seen.exit_code, seen.timed_out) == (0, False)
+    backend.close()
