@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,22 +45,23 @@ def count(text: str) -> int:
     return value
 
 
-def age(text: str) -> str:
-    """An argparse type: a length of time such as ``30d``, ``12h``, ``15m``, ``90s`` (checked, as text)."""
+def _checked(parse: Callable[[str], Any], text: str) -> str:
+    """``text`` if ``parse`` accepts it (kept as text), else argparse's one-line error with its reason."""
     try:
-        parse_age(text)
+        parse(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
     return text
+
+
+def age(text: str) -> str:
+    """An argparse type: a length of time such as ``30d``, ``12h``, ``15m``, ``90s`` (checked, as text)."""
+    return _checked(parse_age, text)
 
 
 def moment(text: str) -> str:
     """An argparse type: an ISO date or an age (that long ago); checked, kept as text."""
-    try:
-        parse_when(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return text
+    return _checked(parse_when, text)
 
 
 def parse_env(pairs: Sequence[str]) -> dict[str, str]:
