@@ -1,5 +1,5 @@
 """Backends run a job's processes behind one interface (``base.Backend``): ``local`` (this machine,
-``local.py``) and ``fake`` (in memory, for tests, ``fake.py``)."""
+``local.py``), ``slurm`` (a Slurm cluster, ``slurm.py``) and ``fake`` (in memory, for tests, ``fake.py``)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,13 @@ def _local(reaper: bool) -> Backend:
     return LocalBackend(reaper=reaper)
 
 
-BACKENDS: dict[str, Callable[[bool], Backend]] = {"local": _local}
+def _slurm(reaper: bool) -> Backend:
+    from .slurm import SlurmBackend
+
+    return SlurmBackend()
+
+
+BACKENDS: dict[str, Callable[[bool], Backend]] = {"local": _local, "slurm": _slurm}
 
 
 def check_backend_name(name: str) -> str:

@@ -36,9 +36,10 @@ class JobSpec:
     err_path: str
     exit_path: str
     keep_leftovers: bool = False  # leave processes alive that outlive the job's main process
-    options: dict[str, Any] = field(default_factory=dict)  # backend-specific resources
+    options: dict[str, Any] = field(default_factory=dict)  # backend-specific resources, dependencies
     timeout: float | None = None  # end it (politely, then forcibly) after this many seconds of running
     on_end: list[str] | None = None  # run on the job's machine once its end is recorded, detached
+    # (a backend whose jobs run on other machines ignores it: those never touch the database)
 
 
 # Observation.state values
@@ -60,6 +61,8 @@ class Observation:
     reason: str | None = None  # why it pends, or how it ended, in the backend's words
     cpu_time: float | None = None  # CPU seconds (user + system) of the whole job, when it ended
     timed_out: bool = False  # the backend ended it because its ``timeout`` ran out
+    started_at: datetime | None = None  # when its program started, for a backend with a queue
+    dependency_failed: bool = False  # it never runs: a job it was to run after did not finish
 
     @property
     def ended(self) -> bool:
@@ -74,6 +77,7 @@ class Capabilities:
     delayed_start: bool = False  # can start a job at a given time (e.g. Slurm --begin)
     resource_usage: bool = False  # can report CPU and memory of a running job
     end_notification: bool = False  # ``watch`` calls back promptly when a job ends
+    queues: bool = False  # a released job may wait in the backend's own queue (observed ``PENDING``)
 
 
 @dataclass(frozen=True)

@@ -100,7 +100,7 @@ class LocalBackend(Backend):
         argv = [
             "nodejobs-supervisor", SUPERVISOR, spec.job_id, spec.exit_path, spec.run_id, grace,
             "1" if spec.keep_leftovers else "0", sys.executable, limit,
-            shlex.join(spec.on_end) if spec.on_end else "", *spec.argv,
+            shlex.join(spec.on_end) if spec.on_end else "", "-", *spec.argv,
         ]  # fmt: skip
         try:
             ignored = _ignored_signals()

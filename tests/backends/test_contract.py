@@ -18,6 +18,8 @@ from polling import wait_until
 from nodejobs.backends.base import ENDED, HELD, PENDING, RUNNING, Backend, JobSpec
 from nodejobs.backends.fake import FakeBackend, FakeCluster
 from nodejobs.backends.local import LocalBackend
+from nodejobs.backends.slurm import SlurmBackend
+from slurm_cluster import require_cluster
 
 
 @dataclass
@@ -35,10 +37,15 @@ def _local() -> Harness:
     return Harness("local", lambda: LocalBackend(reaper=False))
 
 
-HARNESSES = {"local": _local, "fake": _fake}
+def _slurm() -> Harness:
+    require_cluster()
+    return Harness("slurm", lambda: SlurmBackend(min_interval=0.5, max_interval=2.0))
 
 
-@pytest.fixture(params=sorted(HARNESSES))
+HARNESSES = {"local": _local, "fake": _fake, "slurm": _slurm}
+
+
+@pytest.fixture(params=[pytest.param(n, marks=[pytest.mark.slurm] if n == "slurm" else []) for n in sorted(HARNESSES)])
 def harness(request) -> Harness:
     return HARNESSES[request.param]()
 

@@ -1,0 +1,364 @@
+"""``SlurmBackend``: each job one Slurm batch job whose script is the nodejobs supervisor.
+
+Submit writes the batch script (``<exit>.sbatch``: the supervisor's text with the job's arguments) and
+calls ``sbatch --parsable`` once. The job is *held* by a go-file, not by ``--hold``: its script waits
+for ``<exit>.go``, which ``release`` writes once the record holds the Slurm id, so a job never runs
+untracked and holding costs no second controller call (``scontrol release`` would, per job); a
+submitter that dies first leaves a script that gives up after 300 s. Everything the compute node
+writes is its own job's files beside the logs (exit file, ``.started`` mark): it never opens the
+database, whose SQLite locking is unreliable on network filesystems.
+
+Observing reads the exit file first (no controller call for a job that wrote it); the rest come from
+one ``squeue`` call for every job this instance watches, made at most once per interval (2 s,
+doubling to 60 s while nothing changes); jobs Slurm has forgotten are looked up with ``sacct`` where
+the cluster keeps accounting or a job completion log, and are otherwise reported as of unknown end.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import shlex
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+from ..logs import remove_if_exists
+from . import slurm_cli
+from .base import ENDED, HELD, PENDING, RUNNING, VANISHED, Backend, Capabilities, Handle, JobSpec, Observation
+from .base import SubmitError
+from .local import SUPERVISOR, read_exit_file
+from .slurm_cli import QueueRow, SlurmError, SlurmUnreachable
+from .slurm_states import end_of, is_final, is_running, pending_reason
+
+log = logging.getLogger(__name__)
+
+MIN_INTERVAL = 2.0  # seconds between squeue calls while something changes
+MAX_INTERVAL = 60.0  # ... backing off to this while nothing does
+WATCHDOG_MARGIN = 10.0  # seconds beyond a cancel's grace for the job's watchdog to have ended it
+LEFTOVER_GRACE = 3.0
+SIDE_SUFFIXES = (".sbatch", ".go", ".nogo", ".started", ".timeout", ".cancel")  # beside the exit file
+NODE_LOCAL = ("/tmp/", "/var/tmp/", "/dev/shm/", "/run/")
+FORGOTTEN_REASON = "Slurm no longer knows the job and keeps no accounting: its end is unknown"
+NEVER_SATISFIED = "DependencyNeverSatisfied"
+RESOURCE_FLAGS = {"cpus": "--cpus-per-task", "mem": "--mem", "time": "--time", "gpus": "--gpus",
+                  "partition": "--partition"}  # fmt: skip
+
+
+class SlurmBackend(Backend):
+    """Runs jobs on a Slurm cluster through its commands (``sbatch``, ``squeue``, ``scancel``, ``sacct``)."""
+
+    name = "slurm"
+    capabilities = Capabilities(dependencies=True, delayed_start=True, queues=True)
+
+    def __init__(
+        self, min_interval: float = MIN_INTERVAL, max_interval: float = MAX_INTERVAL,
+        leftover_grace: float = LEFTOVER_GRACE,
+    ) -> None:  # fmt: skip
+        self.min_interval = min_interval
+        self.max_interval = max_interval
+        self.leftover_grace = leftover_grace
+        self._interval = min_interval
+        self._rows: dict[str, QueueRow] = {}  # the last squeue answer
+        self._taken = -math.inf  # when (monotonic), and
+        self._taken_wall = 0.0  # when (time.time) it was asked
+        self._watched: set[str] = set()  # Slurm ids of the jobs the next squeue call asks about
+        self._accounting: bool | None = None  # None: not known yet
+        self._warned_dirs: set[str] = set()
+        self._lock = threading.Lock()
+
+    # -- creating ----------------------------------------------------------------------------------
+
+    def submit(self, spec: JobSpec) -> Handle:
+        for path in (spec.exit_path, *side_files(spec.exit_path), spec.out_path, spec.err_path):
+            remove_if_exists(path)  # nothing of an earlier run of the id may be taken for this one's
+        self._warn_if_node_local(os.path.dirname(spec.exit_path))
+        script = spec.exit_path + ".sbatch"
+        try:
+            for path in (spec.out_path, spec.err_path):  # Slurm appends to them once the job runs
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
+            with open(os.open(script, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+                f.write(batch_script(spec, self.leftover_grace))
+            slurm_id = slurm_cli.sbatch(sbatch_args(spec), script, spec.env)
+        except OSError as exc:
+            if isinstance(exc, SlurmUnreachable):
+                raise
+            raise SubmitError(str(exc) if isinstance(exc, SlurmError) else f"cannot submit: {exc}") from None
+        with self._lock:
+            self._watched.add(slurm_id)
+            self._interval = self.min_interval  # something changed: look again soon
+        return {
+            "slurm": slurm_id, "run": spec.run_id, "at": time.time(), "exit": spec.exit_path,
+            "out": spec.out_path, "err": spec.err_path,
+        }  # fmt: skip
+
+    def release(self, handle: Handle, start: bool = True) -> None:
+        if start:
+            _touch(handle["exit"] + ".go")
+            return
+        self._never_start([handle], "stopped")
+
+    def _never_start(self, handles: Sequence[Handle], why: str) -> None:
+        """Make sure jobs that have not started never do: their no-go file, and out of Slurm's queue."""
+        for handle in handles:
+            _touch(handle["exit"] + ".nogo", why)
+        slurm_cli.scancel([h["slurm"] for h in handles])
+
+    def _warn_if_node_local(self, directory: str) -> None:
+        if directory in self._warned_dirs or not (directory + "/").startswith(NODE_LOCAL):
+            return
+        self._warned_dirs.add(directory)
+        log.warning("Slurm jobs write their logs and exit files to %s, which looks node-local: compute "
+                    "nodes must see the database directory (use a shared filesystem)", directory)
+
+    # -- observing ---------------------------------------------------------------------------------
+
+    def observe(self, handles: Sequence[Handle]) -> list[Observation]:
+        seen: list[Observation | None] = []
+        ask: list[Handle] = []
+        for handle in handles:
+            ended = _exit_observation(handle)
+            seen.append(ended)
+            if ended is None or _needs_why(ended, handle):
+                ask.append(handle)
+        if not ask:
+            return seen  # type: ignore[return-value]
+        rows, taken = self._queue([h["slurm"] for h in ask])
+        forgotten: list[Handle] = []
+        for i, handle in enumerate(handles):
+            if handle in ask:
+                row = rows.get(handle["slurm"])
+                if row is None and handle.get("at", 0) < taken - 1:
+                    forgotten.append(handle)
+                else:
+                    seen[i] = self._from_row(handle, row, seen[i])
+        if forgotten:
+            looked = self._forgotten(forgotten)
+            for i, handle in enumerate(handles):
+                if handle in forgotten:
+                    seen[i] = looked[handle["slurm"]]
+        never = [h for h, o in zip(handles, seen) if o is not None and o.reason == NEVER_SATISFIED]
+        if never:
+            self._never_start(never, "dependency")
+            seen = [_dependency_failed() if o is not None and o.reason == NEVER_SATISFIED else o for o in seen]
+        return seen  # type: ignore[return-value]
+
+    def _queue(self, ids: Sequence[str], force: bool = False) -> tuple[dict[str, QueueRow], float]:
+        """squeue's rows for every watched job (``ids`` join them), asked at most once per interval
+        unless ``force``; and when (time.time) they were asked."""
+        with self._lock:
+            self._watched.update(ids)
+            if not force and time.monotonic() - self._taken < self._interval:
+                return self._rows, self._taken_wall
+            watched = sorted(self._watched, key=int)
+        wall = time.time()
+        rows = slurm_cli.squeue(watched)
+        with self._lock:
+            same = {i: self._rows.get(i) for i in watched} == {i: rows.get(i) for i in watched}
+            self._interval = min(self._interval * 2, self.max_interval) if same else self.min_interval
+            self._rows, self._taken, self._taken_wall = rows, time.monotonic(), wall
+        return rows, wall
+
+    def _from_row(self, handle: Handle, row: QueueRow | None, ended: Observation | None) -> Observation:
+        """What squeue's ``row`` (None: too new to be in it) says of a job, with its files."""
+        started_at = _mark_time(handle)
+        if ended is not None:  # killed by a signal: Slurm may say why (TIMEOUT, PREEMPTED, ...)
+            if row is None or not is_final(row.state):
+                return ended
+            why = end_of(row.state, ended.exit_code)
+            return Observation(ENDED, ended.exit_code, ended.ended_at, True, why.reason or ended.reason,
+                               ended.cpu_time, why.timed_out)  # fmt: skip
+        if row is None or row.state == "PENDING" or not (is_running(row.state) or is_final(row.state)):
+            if started_at is not None:
+                return Observation(RUNNING, started_at=started_at)
+            if not os.path.exists(handle["exit"] + ".go") and not os.path.exists(handle["exit"] + ".nogo"):
+                return Observation(HELD)
+            return Observation(PENDING, reason=pending_reason(row.reason if row else None))
+        if is_running(row.state):
+            return Observation(RUNNING, started_at=started_at)
+        return self._final(handle, row.state, None, started_at)
+
+    def _final(self, handle: Handle, state: str, code: int | None, started_at: datetime | None) -> Observation:
+        """A job Slurm says ended (``state``) that wrote no exit file (or not yet: read it once more)."""
+        ended = _exit_observation(handle)
+        if ended is not None:
+            return ended
+        why = end_of(state, code)
+        if started_at is None:  # ended before its program was let go
+            nogo = _read(handle["exit"] + ".nogo")
+            if nogo == "dependency":
+                return _dependency_failed()
+            return Observation(ENDED, started=False, reason=None if nogo else f"{state} before it started")
+        return Observation(ENDED, exit_code=why.exit_code, ended_at=datetime.now(timezone.utc),
+                           reason=why.reason, timed_out=why.timed_out, started_at=started_at)  # fmt: skip
+
+    def _forgotten(self, handles: Sequence[Handle]) -> dict[str, Observation]:
+        """The ends of jobs squeue no longer lists: from accounting, or the completion log, or unknown."""
+        ids = [h["slurm"] for h in handles]
+        found = self._accounted(ids)
+        out: dict[str, Observation] = {}
+        for handle in handles:
+            ended = _exit_observation(handle)
+            if ended is not None:
+                out[handle["slurm"]] = ended
+            elif found is not None and handle["slurm"] in found:
+                state, code = found[handle["slurm"]]
+                out[handle["slurm"]] = self._final(handle, state, code, _mark_time(handle))
+            else:
+                out[handle["slurm"]] = Observation(VANISHED, reason=FORGOTTEN_REASON)
+        return out
+
+    def _accounted(self, ids: list[str]) -> dict[str, tuple[str, int | None]] | None:
+        """sacct's answer for ``ids``: accounting if the cluster has it, else its job completion log."""
+        if self._accounting is not False:
+            found = slurm_cli.sacct(ids, completion=False)
+            self._accounting = found is not None
+            if found is not None:
+                return found
+        return slurm_cli.sacct(ids, completion=True)
+
+    def wait(self, handle: Handle, timeout: float | None) -> bool:
+        deadline = None if timeout is None or math.isinf(timeout) else time.monotonic() + timeout
+        pause = 0.02
+        event = threading.Event()
+        while not self.observe([handle])[0].ended:  # an exit file ends it; squeue at most once per interval
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return False
+            event.wait(pause if remaining is None else min(pause, remaining))
+            pause = min(pause * 1.5, 0.5)
+        return True
+
+    # -- ending ------------------------------------------------------------------------------------
+
+    def cancel(self, handles: Sequence[Handle], grace: float) -> list[bool]:
+        """Pending jobs leave Slurm's queue (one ``scancel``); running ones get SIGTERM, all their
+        processes (one ``scancel --signal=TERM --full``), and their watchdog sends SIGKILL after
+        ``grace``; a job still without an exit file after that is cancelled by Slurm itself."""
+        seen = self.observe(handles)
+        running = [h for h, o in zip(handles, seen) if o.state == RUNNING]
+        waiting = [h for h, o in zip(handles, seen) if o.state in (HELD, PENDING)]
+        if waiting:
+            self._never_start(waiting, "stopped")
+        for handle in running:
+            _touch(handle["exit"] + ".cancel", f"{max(grace, 0.0):g}")
+        slurm_cli.scancel([h["slurm"] for h in running], signal="TERM")
+        deadline = time.monotonic() + grace + WATCHDOG_MARGIN
+        pause = threading.Event()
+        while any(_exit_observation(h) is None for h in running) and time.monotonic() < deadline:
+            pause.wait(0.05)
+        left = [h for h in running if _exit_observation(h) is None]
+        slurm_cli.scancel([h["slurm"] for h in left])  # Slurm's own escalation (KillWait) for the rest
+        return self._await_ends(handles, grace + WATCHDOG_MARGIN + 60.0)
+
+    def _await_ends(self, handles: Sequence[Handle], timeout: float) -> list[bool]:
+        """Whether each job has ended, looking (squeue, forced) until all have or ``timeout`` passes."""
+        deadline = time.monotonic() + timeout
+        pause = threading.Event()
+        while True:
+            ids = [h["slurm"] for h in handles if _exit_observation(h) is None]
+            if ids:
+                self._queue(ids, force=True)
+            with self._lock:
+                self._taken = -math.inf  # the next observe asks again: these ends are news
+            ended = [o.ended for o in self.observe(handles)]
+            if all(ended) or time.monotonic() > deadline:
+                return ended
+            pause.wait(0.2)
+
+    def output(self, handle: Handle) -> tuple[str, str]:
+        return handle["out"], handle["err"]
+
+    def record_fields(self, handle: Handle) -> dict[str, Any]:
+        return {"last_pid": None}
+
+    def forget(self, handle: Handle) -> None:
+        """Stop asking Slurm about a job whose end is recorded."""
+        with self._lock:
+            self._watched.discard(handle["slurm"])
+
+    def watched(self) -> int:
+        """How many jobs the next squeue call asks about."""
+        with self._lock:
+            return len(self._watched)
+
+
+# -- the batch script ----------------------------------------------------------------------------------
+
+
+def batch_script(spec: JobSpec, grace: float) -> str:
+    """The batch script of ``spec``: the supervisor's own text, run with the job's arguments."""
+    limit = f"{spec.timeout:.3f}" if spec.timeout else "0"
+    args = [spec.job_id, spec.exit_path, spec.run_id, str(grace), "1" if spec.keep_leftovers else "0",
+            sys.executable, limit, "", spec.exit_path, *spec.argv]  # fmt: skip
+    with open(SUPERVISOR) as f:
+        body = f.read()
+    header = f"#!/bin/sh\n# nodejobs job {spec.job_id} (run {spec.run_id}), written by nodejobs' Slurm backend\n"
+    return f"{header}set -- {shlex.join(args)}\n{body}"
+
+
+def sbatch_args(spec: JobSpec) -> list[str]:
+    """sbatch's options for ``spec``: names, files, directory, resources, dependency and start time.
+    ``on_end`` is not passed: what runs on a compute node never touches the database."""
+    args = [
+        f"--job-name={spec.job_id}", f"--comment=nodejobs {spec.job_id} run {spec.run_id}",
+        f"--output={spec.out_path}", f"--error={spec.err_path}", "--open-mode=append",
+        f"--chdir={spec.cwd}", "--export=ALL",
+    ]  # fmt: skip
+    options = spec.options
+    for key, flag in RESOURCE_FLAGS.items():
+        if options.get(key) is not None:
+            args.append(f"{flag}={options[key]}")
+    if options.get("after"):
+        args.append("--dependency=afterok:" + ":".join(options["after"]))
+    if options.get("begin") is not None:
+        args.append(f"--begin=now+{max(0, math.ceil(options['begin'] - time.time()))}")
+    args.extend(options.get("slurm_opts") or ())
+    return args
+
+
+def side_files(exit_path: str) -> list[str]:
+    """The files a Slurm job keeps beside its exit file (script, go/no-go, marks)."""
+    return [exit_path + suffix for suffix in SIDE_SUFFIXES]
+
+
+# -- files -------------------------------------------------------------------------------------------
+
+
+def _exit_observation(handle: Handle) -> Observation | None:
+    return read_exit_file(handle["exit"])
+
+
+def _needs_why(ended: Observation, handle: Handle) -> bool:
+    """Whether Slurm may know more of an end than its exit file: a signal, not sent by a nodejobs stop."""
+    code = ended.exit_code
+    return ended.started and code is not None and code > 128 and not os.path.exists(handle["exit"] + ".cancel")
+
+
+def _dependency_failed() -> Observation:
+    return Observation(ENDED, started=False, reason=NEVER_SATISFIED, dependency_failed=True)
+
+
+def _mark_time(handle: Handle) -> datetime | None:
+    """When the job's program was let go on its node (the ``.started`` mark), or None if not yet."""
+    try:
+        return datetime.fromtimestamp(os.stat(handle["exit"] + ".started").st_mtime, timezone.utc)
+    except OSError:
+        return None
+
+
+def _touch(path: str, text: str = "") -> None:
+    with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+        f.write(text + "\n" if text else "")
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return None
