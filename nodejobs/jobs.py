@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from . import logs, submission
+from . import handoff, logs, submission
 from .backends import Backends, check_backend_name
 from .backends.base import Backend
 from .errors import JobExistsError, JobNotFoundError, JobStillRunningError, MissingEnvError
@@ -22,6 +22,9 @@ from .processes import Processes
 from .queries import JobQuery, TimeSpec
 from .queue import Queue
 from .records import JobFilter, JobRecord, JobRecordDict, validate_job_id
+from .resources import check_resources
+from .resources import dumps as dump_resources
+from .resources import loads as load_resources
 from .states import ACTIVE_STATUSES
 from .usage import JobUsage, JobUsageDict
 
@@ -83,12 +86,14 @@ class Jobs:
         grace: float = 3.0,
         reaper: bool = True,
         backend: str | Backend = "local",
+        resources: dict[str, Any] | None = None,
     ) -> None:
         given = backend if isinstance(backend, Backend) else None
         self.backend = given.name if given is not None else check_backend_name(backend)
         self.db_path = os.path.abspath(os.path.expanduser(db_path or default_db_path()))
         self.jobdb = JobDB(self.db_path)
         self.grace = grace
+        self.resources = check_resources(resources)  # defaults for jobs of backends that take resources
         self.backends = Backends(reaper=reaper, given=given)
         self.backends(self.backend)  # made now: the local backend's reaper thread starts with us
         self.lifecycle = Lifecycle(self.jobdb, self.backends, startup_window)
@@ -111,6 +116,7 @@ class Jobs:
         at: datetime | float | str | None = None,
         timeout: float | None = None,
         tags: dict[str, Any] | None = None,
+        **resources: Any,
     ) -> JobRecord:
         """Start ``command`` (a list runs directly, a string through ``/bin/sh -c``) as ``job_id``.
 
@@ -123,6 +129,10 @@ class Jobs:
         (``set_limit``), a job it runs ``after`` has not finished, or its start time ``at`` (a
         timezone-aware datetime, or seconds from now) has not come. ``timeout`` (seconds) ends it as
         ``timed_out``. ``tags`` (name -> value) are stored and become DataFrame columns.
+
+        ``resources`` are for a backend with a scheduler (Slurm): ``cpus``, ``mem``, ``time``, ``gpus``,
+        ``partition``, ``slurm_opts`` (more sbatch options), over the defaults given to ``Jobs``. On
+        Slurm, ``after`` and ``at`` become Slurm's own dependency and start time where they can.
         """
         fields = {
             "group": submission.check_group(group), "start_at": submission.start_time(at),
@@ -131,8 +141,15 @@ class Jobs:
         deps = submission.check_after(after)
         if deps:
             fields["after"] = json.dumps(deps)
-        queued = bool(deps) or fields["start_at"] is not None or group in self.jobdb.limits()
+        backend = self.backends(self.backend)
+        fields["resources"] = self._resources(backend, resources)
+        limited = group in self.jobdb.limits()
+        queued, launch_options = handoff.plan(
+            self.jobdb, self.lifecycle, backend, deps, fields["start_at"], limited
+        )
         options = dict(envs=envs, cwd=cwd, backend=self.backend, keep_leftovers=keep_leftovers, **fields)
+        if not queued:
+            options["launch_options"] = launch_options
         if job_id is not None:
             return self._submit(command, job_id, queued, True, options)
         while True:
@@ -149,6 +166,14 @@ class Jobs:
             return record
         record, launch = self.lifecycle.prepare(command, job_id, **options)
         return self.queue.submit(record, launch, replace)
+
+    def _resources(self, backend: Backend, given: dict[str, Any]) -> str | None:
+        """The resources of a job as stored: ``given`` over this ``Jobs``' defaults, checked."""
+        checked = check_resources(given)
+        if checked and not backend.capabilities.resources:
+            names = ", ".join(checked)
+            raise ValueError(f"{names}: the {backend.name} backend takes no resources (slurm does)")
+        return dump_resources({**self.resources, **checked}) if backend.capabilities.resources else None
 
     def set_limit(self, group: str, n: int | None) -> None:
         """Let at most ``n`` jobs of ``group`` run at once (None: unlimited, every group's default).
@@ -173,6 +198,7 @@ class Jobs:
         timeout: float | None = None,
         cwd: str | None = None,
         envs: dict[str, str] | None = None,
+        **resources: Any,
     ) -> JobRecordDict:
         """Submit a sweep: one job per dict of ``params``, its command ``template.format(**params)``
         (values shell-quoted), its id ``<prefix>-<name><value>-...`` (prefix: from the command), its
@@ -201,7 +227,8 @@ class Jobs:
         out = JobRecordDict()
         for job_id, command, p in planned:
             out[job_id] = self.run(
-                command, job_id, cwd, envs, group=group, after=after, timeout=timeout, tags=p or None
+                command, job_id, cwd, envs, group=group, after=after, timeout=timeout, tags=p or None,
+                **resources,
             )
         return out
 
@@ -344,7 +371,7 @@ class Jobs:
         command = record.command if record.shell else shlex.split(record.command or "")
         return self.run(
             command, job_id, cwd=record.cwd, envs=envs, group=record.group or submission.DEFAULT_GROUP,
-            timeout=record.timeout, tags=record.tag_values or None,
+            timeout=record.timeout, tags=record.tag_values or None, **load_resources(record.resources),
         )  # fmt: skip
 
     def remove(self, job_id: str) -> None:

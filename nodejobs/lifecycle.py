@@ -19,8 +19,20 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from . import resources
 from .backends import host
-from .backends.base import ENDED, HELD, Backend, Handle, JobSpec, Observation, SubmitError, Usage
+from .backends.base import (
+    ENDED,
+    HELD,
+    PENDING,
+    RUNNING,
+    Backend,
+    Handle,
+    JobSpec,
+    Observation,
+    SubmitError,
+    Usage,
+)
 from .backends.local_procs import RUN_MARK
 from .errors import BackendError, DatabaseError
 from .jobdb import JobDB
@@ -89,10 +101,12 @@ class Lifecycle:
         logfile: str | None = None,
         backend: str = "local",
         keep_leftovers: bool = False,
+        launch_options: dict[str, Any] | None = None,
         **fields: Any,
     ) -> tuple[JobRecord, Launch]:
         """The ``starting`` record and the launch of a new run of ``command`` as ``job_id`` (checked,
-        nothing written); ``fields`` are more record fields (group, tags, timeout, ...)."""
+        nothing written); ``launch_options`` go to the backend with the record's resources; ``fields``
+        are more record fields (group, tags, timeout, resources, ...)."""
         validate_job_id(job_id)
         shell = isinstance(command, str)
         argv = ["/bin/sh", "-c", command] if shell else [os.fspath(a) for a in command]  # type: ignore[union-attr]
@@ -109,7 +123,7 @@ class Lifecycle:
             logfile=validate_job_id(logfile) if logfile else job_id, env_keys=",".join(sorted(envs)) or None,
             **fields,
         )  # fmt: skip
-        return record, Launch(argv, env, keep_leftovers)
+        return record, Launch(argv, env, keep_leftovers, launch_options)
 
     def new_record(self, job_id: str, backend: str, **fields: Any) -> JobRecord:
         """A ``starting`` record of a new run of ``job_id``, made by this process."""
@@ -154,7 +168,8 @@ class Lifecycle:
         spec = JobSpec(
             job_id=record.self_id, run_id=record.run_id, argv=launch.argv, env=launch.env, cwd=record.cwd,
             out_path=out_path, err_path=err_path, exit_path=self.job_db.exit_path(record),
-            keep_leftovers=launch.keep_leftovers, options=launch.options or {},
+            keep_leftovers=launch.keep_leftovers,
+            options={**resources.loads(record.resources), **(launch.options or {})},
             timeout=record.timeout, on_end=self.on_end,
         )  # fmt: skip
         try:
@@ -171,7 +186,8 @@ class Lifecycle:
         if not recorded:  # a stop came first (or the start was given up as lost): it never ran
             self._move(record, S.c_stopping, S.c_stopped, {"reason": NOT_STARTED_REASON, "ended_at": now()})
             return self.job_db.get(record.self_id)  # type: ignore[return-value]
-        self._move(record, S.c_starting, S.c_running)  # released: it runs (unless it ended already)
+        # released: it runs (unless it ended already), or waits in the backend's own queue
+        self._move(record, S.c_starting, S.c_pending if backend.capabilities.queues else S.c_running)
         if not settle:
             return self.job_db.get(record.self_id)  # type: ignore[return-value]
         try:
@@ -245,21 +261,24 @@ class Lifecycle:
 
     def _fold(self, record: JobRecord, handle: Handle, seen: Observation, backend: Backend) -> JobRecord:
         if not seen.ended:
-            if record.status == S.c_starting and seen.state != HELD and not self._launcher_alive(record):
-                self._move(record, S.c_starting, S.c_running)  # released by a launcher that then died
-                return self.job_db.get(record.self_id) or record
-            return record
+            return self._fold_active(record, seen)
         status = record.status
         if seen.state == ENDED and not seen.started:
             stopped = status == S.c_stopping
             new = S.c_stopped if stopped else S.c_failed_start
-            fields = {"reason": NOT_STARTED_REASON if stopped else LAUNCHER_LOST_REASON}
+            fields = {"reason": NOT_STARTED_REASON if stopped else seen.reason or LAUNCHER_LOST_REASON}
+            if seen.dependency_failed and not stopped:
+                new, fields = S.c_dependency_failed, {"reason": self._broken_dependency(record, seen)}
         elif seen.state == ENDED:
             new = ended_status(status, seen.exit_code, seen.timed_out)
             fields = {"exit_code": seen.exit_code}
             if seen.cpu_time is not None:
                 fields["cpu_time"] = seen.cpu_time
-            if seen.timed_out:
+            if seen.started_at is not None and status == S.c_pending:
+                fields["started_at"] = seen.started_at
+            if seen.reason or status == S.c_pending:  # a pending job's reason was why it waited
+                fields["reason"] = seen.reason
+            if seen.timed_out and record.timeout is not None and not seen.reason:
                 fields["reason"] = f"timed out: ended by its time limit of {record.timeout:g} s"
             if new == S.c_failed_start and seen.exit_code in CANNOT_START_CODES:
                 what = "command not found" if seen.exit_code == 127 else "cannot execute"
@@ -288,6 +307,28 @@ class Lifecycle:
         ):
             return self.refresh(current)  # type: ignore[return-value]  # it moved on meanwhile: fold again
         return current  # type: ignore[return-value]
+
+    def _fold_active(self, record: JobRecord, seen: Observation) -> JobRecord:
+        """Record what an active job's observation adds: it left the backend's queue, why it pends, or
+        that a launcher which then died did release it."""
+        status, moved = record.status, False
+        if status == S.c_starting and seen.state != HELD and not self._launcher_alive(record):
+            new = S.c_pending if seen.state == PENDING else S.c_running  # released by a launcher that died
+            moved = self._move(record, S.c_starting, new)
+        elif status == S.c_pending and seen.state == RUNNING:
+            fields = {"started_at": seen.started_at or now(), "reason": None}
+            moved = self._move(record, status, S.c_running, fields)
+        elif status == S.c_pending and seen.state == PENDING and seen.reason and seen.reason != record.reason:
+            moved = self._move(record, status, status, {"reason": seen.reason})
+        return (self.job_db.get(record.self_id) or record) if moved else record
+
+    def _broken_dependency(self, record: JobRecord, seen: Observation) -> str:
+        """Why a job its backend will never run after its dependencies is ``dependency_failed``."""
+        for dep in record.after_ids:
+            found = self.job_db.get(dep)
+            if found is None or (not found.is_active and found.status != S.c_finished):
+                return f"dependency {dep!r} " + (f"ended {found.status}" if found else "was removed")
+        return f"a dependency did not finish ({record.backend}: {seen.reason})"
 
     def usage(self, records: Iterable[JobRecord]) -> dict[str, Usage]:
         """CPU and memory now of the running ones of ``records`` (one backend call per backend), by id.

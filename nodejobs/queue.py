@@ -29,7 +29,7 @@ from .records import JobRecord, JobStatus
 log = logging.getLogger(__name__)
 
 S = JobStatus
-_RUNNING_SQL = ", ".join(f"'{s}'" for s in (S.c_starting, S.c_running, S.c_stopping))
+_RUNNING_SQL = ", ".join(f"'{s}'" for s in (S.c_starting, S.c_pending, S.c_running, S.c_stopping))
 MARKER = "queued"  # <db_path>/queued exists while the database may hold queued jobs
 DRAINING = "draining"  # <db_path>/draining holds the pid of a dispatcher that keeps draining
 PREWARM = 1.0  # a timer wakes this early; the dispatcher it becomes waits out the rest (Python starts slowly)
@@ -109,7 +109,7 @@ class Queue:
         if not self.has_queued():
             return []
         if fold_ends:
-            self.lifecycle.refresh_many(self.job_db.list_in((S.c_starting, S.c_running, S.c_stopping)))
+            self.lifecycle.refresh_many(self.job_db.list_in(_ACTIVE[1:]))
         with self.job_db.transaction():
             claimed = self._claim()
         started = []
@@ -234,7 +234,7 @@ class Queue:
         return Launch(list(pending["argv"]), env, bool(pending.get("keep")))
 
 
-_ACTIVE = (S.c_queued, S.c_starting, S.c_running, S.c_stopping)
+_ACTIVE = (S.c_queued, S.c_starting, S.c_pending, S.c_running, S.c_stopping)
 
 
 def _ids(after: str | None) -> list[str]:

@@ -78,6 +78,7 @@ class JobRecord(BaseData):
     start_at: (datetime, None)  # not started before this time
     timeout: (float, None)  # seconds it may run before it is ended as timed_out
     tags: (str, None)  # JSON object of the user's labels, e.g. {"lr": 0.01}
+    resources: (str, None)  # JSON object of what it asks a scheduler for, e.g. {"cpus": 4} (resources.py)
     slot: (int, None)  # 0..limit-1 in a limited group, unique among its running jobs (NODEJOBS_SLOT)
     submitted_at: (datetime, None)
 

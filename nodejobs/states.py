@@ -5,7 +5,8 @@ raises ``IllegalTransition``. A new run of an id (a rerun) is not a transition: 
 record whatever its final status.
 
     queued   -> starting | stopped | failed_start | dependency_failed
-    starting -> running | stopping | finished | failed | failed_start | timed_out
+    starting -> pending | running | stopping | finished | failed | failed_start | timed_out
+    pending  -> running | stopping | finished | failed | failed_start | timed_out | dependency_failed
     running  -> stopping | finished | failed | failed_start | timed_out
     stopping -> stopped | failed_stop | timed_out
 """
@@ -18,6 +19,7 @@ from .schema import Choices
 class JobStatus(Choices):
     c_queued = "queued"  # recorded, waiting to be started (see the queue)
     c_starting = "starting"  # claimed; its processes are being created, held until recorded
+    c_pending = "pending"  # submitted to a backend with a queue of its own (Slurm), waiting there
     c_running = "running"
     c_stopping = "stopping"  # a stop was asked for and is under way
     c_stopped = "stopped"  # ended by a stop
@@ -30,7 +32,7 @@ class JobStatus(Choices):
 
 
 S = JobStatus
-ACTIVE_STATUSES = (S.c_queued, S.c_starting, S.c_running, S.c_stopping)
+ACTIVE_STATUSES = (S.c_queued, S.c_starting, S.c_pending, S.c_running, S.c_stopping)
 FINAL_STATUSES = (
     S.c_finished, S.c_failed, S.c_stopped, S.c_timed_out, S.c_dependency_failed, S.c_failed_start,
     S.c_failed_stop,
@@ -40,7 +42,11 @@ STATUSES = (*ACTIVE_STATUSES, *FINAL_STATUSES)  # every status, in the order fac
 TRANSITIONS: dict[str, frozenset[str]] = {
     S.c_queued: frozenset({S.c_starting, S.c_stopped, S.c_failed_start, S.c_dependency_failed}),
     S.c_starting: frozenset(
-        {S.c_running, S.c_stopping, S.c_finished, S.c_failed, S.c_failed_start, S.c_timed_out}
+        {S.c_pending, S.c_running, S.c_stopping, S.c_finished, S.c_failed, S.c_failed_start, S.c_timed_out}
+    ),
+    S.c_pending: frozenset(
+        {S.c_running, S.c_stopping, S.c_finished, S.c_failed, S.c_failed_start, S.c_timed_out,
+         S.c_dependency_failed}
     ),
     S.c_running: frozenset({S.c_stopping, S.c_finished, S.c_failed, S.c_failed_start, S.c_timed_out}),
     S.c_stopping: frozenset({S.c_stopped, S.c_failed_stop, S.c_timed_out}),
@@ -51,6 +57,7 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 STATUS_COLOURS: dict[str, str] = {
     S.c_queued: "#757575",
     S.c_starting: "#b8860b",
+    S.c_pending: "#607d8b",
     S.c_running: "#1565c0",
     S.c_stopping: "#b8860b",
     S.c_stopped: "#6d4c41",

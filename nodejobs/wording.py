@@ -29,6 +29,8 @@ def summary(record: JobRecord) -> str:
     """One line about a job: ``train-1 finished (exit 0) after 4.2 s`` or ``train-1 running (pid 41)``."""
     if record.status == JobStatus.c_queued:
         return f"{record.self_id} queued in group {record.group or 'default'}: {record.reason or 'waiting'}"
+    if record.status == JobStatus.c_pending:
+        return f"{record.self_id} pending in {record.backend}: {record.reason or 'waiting'}"
     if record.is_active:
         return f"{record.self_id} {record.status} (pid {record.last_pid})"
     text = f"{record.self_id} {record.status}"

@@ -20,11 +20,11 @@ __all__ = ["Progress", "format_duration", "format_time", "in_kernel", "set_value
 
 
 def status_html(status: str | None, reason: str | None = None) -> str:
-    """The status as a coloured, bold span; a queued job's reason follows it, small."""
+    """The status as a coloured, bold span; a queued or pending job's reason follows it, small."""
     colour = STATUS_COLOURS.get(status or "", UNKNOWN_COLOUR)
     title = f" title='{html.escape(reason)}'" if reason else ""
     text = f"<span style='color:{colour};font-weight:bold'{title}>{html.escape(status or '?')}</span>"
-    if status == JobStatus.c_queued and reason:
+    if status in (JobStatus.c_queued, JobStatus.c_pending) and reason:
         text += f"<br><small class='nodejobs-reason'>{html.escape(reason)}</small>"
     return text
 

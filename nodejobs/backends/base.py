@@ -78,6 +78,7 @@ class Capabilities:
     resource_usage: bool = False  # can report CPU and memory of a running job
     end_notification: bool = False  # ``watch`` calls back promptly when a job ends
     queues: bool = False  # a released job may wait in the backend's own queue (observed ``PENDING``)
+    resources: bool = False  # takes per-job resources (``nodejobs.resources``: cpus, mem, time, ...)
 
 
 @dataclass(frozen=True)
@@ -144,6 +145,11 @@ class Backend(ABC):
 
     def handle_from_record(self, record: dict[str, Any]) -> Handle | None:
         """A handle for a record written before records held one (an older nodejobs), or None."""
+        return None
+
+    def dependency_ref(self, handle: Handle) -> str | None:
+        """With the ``dependencies`` capability: how the options of a job to run after this one name
+        it (``JobSpec.options["after"]``, e.g. its Slurm id); None if it cannot be named."""
         return None
 
     def usage(self, handles: Sequence[Handle]) -> list[Usage | None]:

@@ -24,13 +24,25 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
 
 from ..logs import remove_if_exists
 from . import slurm_cli
-from .base import ENDED, HELD, PENDING, RUNNING, VANISHED, Backend, Capabilities, Handle, JobSpec, Observation
-from .base import SubmitError
+from .base import (
+    ENDED,
+    HELD,
+    PENDING,
+    RUNNING,
+    VANISHED,
+    Backend,
+    Capabilities,
+    Handle,
+    JobSpec,
+    Observation,
+    SubmitError,
+)
 from .local import SUPERVISOR, read_exit_file
 from .slurm_cli import QueueRow, SlurmError, SlurmUnreachable
 from .slurm_states import end_of, is_final, is_running, pending_reason
@@ -53,7 +65,7 @@ class SlurmBackend(Backend):
     """Runs jobs on a Slurm cluster through its commands (``sbatch``, ``squeue``, ``scancel``, ``sacct``)."""
 
     name = "slurm"
-    capabilities = Capabilities(dependencies=True, delayed_start=True, queues=True)
+    capabilities = Capabilities(dependencies=True, delayed_start=True, queues=True, resources=True)
 
     def __init__(
         self, min_interval: float = MIN_INTERVAL, max_interval: float = MAX_INTERVAL,
@@ -144,7 +156,7 @@ class SlurmBackend(Backend):
         never = [h for h, o in zip(handles, seen) if o is not None and o.reason == NEVER_SATISFIED]
         if never:
             self._never_start(never, "dependency")
-            seen = [_dependency_failed() if o is not None and o.reason == NEVER_SATISFIED else o for o in seen]
+            seen = [_dependency_failed() if o and o.reason == NEVER_SATISFIED else o for o in seen]
         return seen  # type: ignore[return-value]
 
     def _queue(self, ids: Sequence[str], force: bool = False) -> tuple[dict[str, QueueRow], float]:
@@ -182,7 +194,9 @@ class SlurmBackend(Backend):
             return Observation(RUNNING, started_at=started_at)
         return self._final(handle, row.state, None, started_at)
 
-    def _final(self, handle: Handle, state: str, code: int | None, started_at: datetime | None) -> Observation:
+    def _final(
+        self, handle: Handle, state: str, code: int | None, started_at: datetime | None
+    ) -> Observation:
         """A job Slurm says ended (``state``) that wrote no exit file (or not yet: read it once more)."""
         ended = _exit_observation(handle)
         if ended is not None:
@@ -273,6 +287,9 @@ class SlurmBackend(Backend):
     def output(self, handle: Handle) -> tuple[str, str]:
         return handle["out"], handle["err"]
 
+    def dependency_ref(self, handle: Handle) -> str | None:
+        return handle.get("slurm")
+
     def record_fields(self, handle: Handle) -> dict[str, Any]:
         return {"last_pid": None}
 
@@ -297,7 +314,7 @@ def batch_script(spec: JobSpec, grace: float) -> str:
             sys.executable, limit, "", spec.exit_path, *spec.argv]  # fmt: skip
     with open(SUPERVISOR) as f:
         body = f.read()
-    header = f"#!/bin/sh\n# nodejobs job {spec.job_id} (run {spec.run_id}), written by nodejobs' Slurm backend\n"
+    header = f"#!/bin/sh\n# nodejobs job {spec.job_id} (run {spec.run_id}), by nodejobs' Slurm backend\n"
     return f"{header}set -- {shlex.join(args)}\n{body}"
 
 
@@ -330,13 +347,18 @@ def side_files(exit_path: str) -> list[str]:
 
 
 def _exit_observation(handle: Handle) -> Observation | None:
-    return read_exit_file(handle["exit"])
+    """The end the job's supervisor wrote, with when its program started on its node."""
+    ended = read_exit_file(handle["exit"])
+    if ended is None or not ended.started:
+        return ended
+    return replace(ended, started_at=_mark_time(handle))
 
 
 def _needs_why(ended: Observation, handle: Handle) -> bool:
     """Whether Slurm may know more of an end than its exit file: a signal, not sent by a nodejobs stop."""
     code = ended.exit_code
-    return ended.started and code is not None and code > 128 and not os.path.exists(handle["exit"] + ".cancel")
+    signalled = ended.started and code is not None and code > 128
+    return signalled and not os.path.exists(handle["exit"] + ".cancel")
 
 
 def _dependency_failed() -> Observation:

@@ -66,7 +66,7 @@ def run(command: str, args: Sequence[str], env: dict[str, str] | None = None) ->
     ``SlurmUnreachable`` if the command is not on ``PATH``, times out, or cannot reach the controller."""
     path = shutil.which(command, path=(env or os.environ).get("PATH"))
     if path is None:
-        raise SlurmUnreachable(f"Slurm's {command} is not on PATH: is Slurm installed (or its module loaded)?")
+        raise SlurmUnreachable(f"Slurm's {command} is not on PATH: is Slurm installed (its module loaded)?")
     calls.add(command)
     try:
         done = subprocess.run(
@@ -106,7 +106,8 @@ def sbatch(args: Sequence[str], script: str, env: dict[str, str]) -> str:
 
 def _refusal(stderr: str) -> str:
     """Slurm's reasons for refusing a job: its error lines, the most specific first."""
-    errors = [line.removeprefix("sbatch: error: ").strip() for line in stderr.splitlines() if "error:" in line]
+    lines = stderr.splitlines()
+    errors = [line.removeprefix("sbatch: error: ").strip() for line in lines if "error:" in line]
     return "; ".join(errors) or last_line(stderr)
 
 
@@ -152,7 +153,13 @@ def sacct(ids: Sequence[str], completion: bool) -> dict[str, tuple[str, int | No
     for line in done.stdout.splitlines():
         parts = line.strip().split("|")
         if len(parts) >= 3 and parts[0] in ids:
-            code, _, signal = parts[2].partition(":")
-            exit_code = 128 + int(signal) if signal.isdigit() and int(signal) else int(code) if code.isdigit() else None
-            found[parts[0]] = (parts[1].split()[0], exit_code)
+            found[parts[0]] = (parts[1].split()[0], _exit_code(parts[2]))
     return found
+
+
+def _exit_code(text: str) -> int | None:
+    """Slurm's ``CODE:SIGNAL`` in the shell convention (128+N for signal N); None if unreadable."""
+    code, _, signal = text.partition(":")
+    if signal.isdigit() and int(signal):
+        return 128 + int(signal)
+    return int(code) if code.isdigit() else None

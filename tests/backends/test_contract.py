@@ -14,12 +14,12 @@ from dataclasses import dataclass
 
 import pytest
 from polling import wait_until
+from slurm_cluster import require_cluster
 
 from nodejobs.backends.base import ENDED, HELD, PENDING, RUNNING, Backend, JobSpec
 from nodejobs.backends.fake import FakeBackend, FakeCluster
 from nodejobs.backends.local import LocalBackend
 from nodejobs.backends.slurm import SlurmBackend
-from slurm_cluster import require_cluster
 
 
 @dataclass
@@ -45,7 +45,11 @@ def _slurm() -> Harness:
 HARNESSES = {"local": _local, "fake": _fake, "slurm": _slurm}
 
 
-@pytest.fixture(params=[pytest.param(n, marks=[pytest.mark.slurm] if n == "slurm" else []) for n in sorted(HARNESSES)])
+def _param(name: str):
+    return pytest.param(name, marks=[pytest.mark.slurm] if name == "slurm" else [])
+
+
+@pytest.fixture(params=[_param(name) for name in sorted(HARNESSES)])
 def harness(request) -> Harness:
     return HARNESSES[request.param]()
 
