@@ -130,6 +130,15 @@ _QUEUE_OPTIONS = (
     _opt("--timeout", type=seconds, metavar="S", help="end it as timed_out after S seconds of running"),
     _opt("--tag", action="append", default=[], metavar="K=V", help="label it (repeatable; ls --tag K=V)"),
 )
+_RESOURCE_OPTIONS = (  # for a backend with a scheduler (--backend slurm); defaults: SBATCH_* variables
+    _opt("--cpus", type=count, metavar="N", help="CPUs per job (Slurm --cpus-per-task)"),
+    _opt("--mem", metavar="M", help="memory per job, e.g. 4G (Slurm --mem)"),
+    _opt("--time", metavar="T", help="Slurm time limit: minutes, H:M:S or D-H:M:S (Slurm --time)"),
+    _opt("--gpus", metavar="G", help="GPUs per job: N or TYPE:N (Slurm --gpus)"),
+    _opt("--partition", metavar="P", help="the Slurm partition"),
+    _opt("--slurm-opt", action="append", default=[], metavar="OPT",
+         help="one more sbatch option, e.g. --slurm-opt=--qos=low (repeatable)"),
+)  # fmt: skip
 _ENV = _opt("-e", "--env", action="append", default=[], metavar="K=V", help="set an environment variable")
 _JSON = _opt("--json", action="store_true", faces=frozenset({CLI}), help="JSON instead of text")
 _ID = _opt("job_id", metavar="ID", help="the job's id")
@@ -144,6 +153,7 @@ COMMANDS: tuple[Command, ...] = (
         _opt("--keep-leftovers", action="store_true",
              help="leave running what the job started when its program ends (default: end it)"),
         *_QUEUE_OPTIONS,
+        *_RESOURCE_OPTIONS,
         _opt("command", nargs=argparse.REMAINDER, metavar="[--] CMD ...", help="what to run"),
     )),
     Command("sweep", "Submit one job per combination of -p values: COMMAND with {NAME} filled in.", (
@@ -153,6 +163,7 @@ COMMANDS: tuple[Command, ...] = (
         _opt("--limit", type=count, metavar="N", help="run at most N of the group at once"),
         _opt("--after", action="append", default=[], metavar="ID", help="start each when job ID finished"),
         _opt("--timeout", type=seconds, metavar="S", help="end each as timed_out after S seconds"),
+        *_RESOURCE_OPTIONS,
         _opt("command", nargs=argparse.REMAINDER, metavar="[--] TEMPLATE ...", help="the command template"),
     )),
     Command("limit", "Let at most N jobs of GROUP run at once (none: unlimited); without N, show limits.", (

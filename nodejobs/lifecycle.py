@@ -176,6 +176,9 @@ class Lifecycle:
             handle = backend.submit(spec)
         except SubmitError as exc:
             return self.fail_start(record, str(exc))
+        except BackendError as exc:  # e.g. a cluster's controller unreachable: recorded, and raised
+            self.fail_start(record, str(exc))
+            raise
         fields = {"handle": json.dumps(handle), **backend.record_fields(handle)}
         recorded = False
         try:

@@ -26,7 +26,15 @@ def queue_options(args: argparse.Namespace) -> dict[str, Any]:
                                "tags": dict(tag(pair) for pair in args.tag) or None}  # fmt: skip
     if args.group is not None:
         options["group"] = args.group
-    return options
+    return {**options, **resource_options(args)}
+
+
+def resource_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``Jobs.run`` resource keywords from ``--cpus``, ``--mem``, ... ``--slurm-opt`` (those given)."""
+    given = {key: getattr(args, key, None) for key in ("cpus", "mem", "time", "gpus", "partition")}
+    if getattr(args, "slurm_opt", None):
+        given["slurm_opts"] = list(args.slurm_opt)
+    return {key: value for key, value in given.items() if value is not None}
 
 
 def sweep(jobs: Any, args: argparse.Namespace, command: Sequence[str] | str) -> JobRecordDict:
@@ -45,7 +53,7 @@ def sweep(jobs: Any, args: argparse.Namespace, command: Sequence[str] | str) -> 
     params = [dict(combo) for combo in itertools.product(*axes)]
     after = [i for a in args.after for i in a.split(",") if i] or None
     return jobs.map(template, params, prefix=args.prefix, group=args.group, limit=args.limit, after=after,
-                    timeout=args.timeout)  # fmt: skip
+                    timeout=args.timeout, **resource_options(args))  # fmt: skip
 
 
 def set_limits(jobs: Any, group: str | None, n: str | None) -> dict[str, int]:

@@ -16,7 +16,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, kwds, magic_arguments, parse_argstring
 from IPython.display import display
-from traitlets import Float, Int, Unicode, observe
+from traitlets import Dict, Float, Int, Unicode, observe
 from traitlets.config import Configurable
 
 from nodejobs import JobNotFoundError, JobRecord, JobRecordDict, Jobs, NodeJobsError
@@ -58,7 +58,10 @@ class JobMagics(Magics, Configurable):
         "bash", help="Program running %%job cells without --shell ('python': this kernel's interpreter)."
     ).tag(config=True)
     log_lines = Int(40, help="Lines of output the dashboard's log pane shows.").tag(config=True)
-    backend = Unicode("local", help="Where jobs run (only 'local' for now).").tag(config=True)
+    backend = Unicode("local", help="Where jobs run: 'local' (this machine) or 'slurm'.").tag(config=True)
+    resources = Dict(
+        help="Default resources of Slurm jobs, e.g. {'partition': 'gpu', 'mem': '8G', 'time': '1:00:00'}."
+    ).tag(config=True)
     stop_grace = Float(3.0, help="Seconds from SIGTERM to SIGKILL when stopping a job.").tag(config=True)
     wait_interval = Float(0.5, help="Seconds between %job wait progress updates.").tag(config=True)
     list_limit = Int(100, help="%job list shows the newest this many jobs (0: all); --limit overrides.").tag(
@@ -80,10 +83,10 @@ class JobMagics(Magics, Configurable):
         if self._jobs is None:
             path = os.path.expanduser(self.db_path) if self.db_path else None
             with user_errors("%job"):
-                self._jobs = Jobs(path, grace=self.stop_grace, backend=self.backend)
+                self._jobs = Jobs(path, grace=self.stop_grace, backend=self.backend, resources=self.resources)
         return self._jobs
 
-    @observe("db_path", "backend")
+    @observe("db_path", "backend", "resources")
     def _db_path_changed(self, change: dict) -> None:
         if getattr(self, "_jobs", None) is not None:
             self._close_jobs()

@@ -24,3 +24,8 @@ def require_cluster() -> None:
     states = set(state.stdout.split())
     if not states & {"idle", "mixed", "allocated", "completing"}:
         pytest.fail(f"the Slurm test node cannot take jobs (state {states or 'unknown'}): run {SETUP}")
+
+
+def gate(path) -> str:
+    """A shell command that waits until ``path`` exists: a job the test lets end when it wants."""
+    return f"while [ ! -e {path} ]; do sleep 0.05; done"

@@ -355,9 +355,10 @@ def _exit_observation(handle: Handle) -> Observation | None:
 
 
 def _needs_why(ended: Observation, handle: Handle) -> bool:
-    """Whether Slurm may know more of an end than its exit file: a signal, not sent by a nodejobs stop."""
+    """Whether Slurm may know more of an end than its exit file: a signal, not sent by a nodejobs stop
+    or time limit."""
     code = ended.exit_code
-    signalled = ended.started and code is not None and code > 128
+    signalled = ended.started and not ended.timed_out and code is not None and code > 128
     return signalled and not os.path.exists(handle["exit"] + ".cancel")
 
 
