@@ -161,14 +161,22 @@ class SlurmBackend(Backend):
 
     def _queue(self, ids: Sequence[str], force: bool = False) -> tuple[dict[str, QueueRow], float]:
         """squeue's rows for every watched job (``ids`` join them), asked at most once per interval
-        unless ``force``; and when (time.time) they were asked."""
+        unless ``force``; and when (time.time) they were asked. With the controller unreachable, the
+        last rows, as of no time at all: then no job is taken for forgotten (its files still tell)."""
         with self._lock:
             self._watched.update(ids)
             if not force and time.monotonic() - self._taken < self._interval:
                 return self._rows, self._taken_wall
             watched = sorted(self._watched, key=int)
         wall = time.time()
-        rows = slurm_cli.squeue(watched)
+        try:
+            rows = slurm_cli.squeue(watched)
+        except SlurmUnreachable as exc:
+            log.warning("cannot ask Slurm about %d job(s) now (their files still tell their ends): %s",
+                        len(watched), exc)  # fmt: skip
+            with self._lock:
+                self._taken, self._taken_wall, self._interval = time.monotonic(), -math.inf, self.min_interval
+                return self._rows, -math.inf
         with self._lock:
             same = {i: self._rows.get(i) for i in watched} == {i: rows.get(i) for i in watched}
             self._interval = min(self._interval * 2, self.max_interval) if same else self.min_interval
