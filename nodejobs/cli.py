@@ -53,7 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"nodejobs {__version__}")
     parser.add_argument("--db", help=f"database directory (default: $NODEJOBS_HOME or {default_db_path()})")
-    parser.add_argument("--backend", default="local", metavar="NAME", help="where jobs run (default: local)")
+    parser.add_argument("--backend", default=os.environ.get("NODEJOBS_BACKEND", "local"), metavar="NAME",
+                        help="where jobs run: local or slurm (default: $NODEJOBS_BACKEND, else local)")
     sub = parser.add_subparsers(dest="action", required=True, metavar="COMMAND")
     for command in ops.commands(ops.CLI):
         one = sub.add_parser(

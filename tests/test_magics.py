@@ -488,8 +488,9 @@ def test_tab_completion_through_the_completer(ip):
                    "status", "stop", "sweep", "timeline", "top", "wait", "watch"]  # fmt: skip
     assert completions(ip, "%job ") == subcommands  # no Python keywords (and, if, in, ...)
     assert completions(ip, "x = %job lis") == ["list"]
-    run_flags = ["--after", "--at", "--cwd", "--env", "--group", "--help", "--id", "--keep-leftovers",
-                 "--tag", "--timeout"]  # fmt: skip
+    run_flags = ["--after", "--at", "--cpus", "--cwd", "--env", "--gpus", "--group", "--help", "--id",
+                 "--keep-leftovers", "--mem", "--partition", "--slurm-opt", "--tag", "--time",
+                 "--timeout"]  # fmt: skip
     assert completions(ip, "%job run --") == run_flags
     assert completions(ip, "%job run -") == sorted([*run_flags, "-e", "-h"])
     assert completions(ip, "%job stop ") == ["live-1"]

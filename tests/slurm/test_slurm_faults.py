@@ -10,12 +10,13 @@ import uuid
 
 import pytest
 from polling import wait_until
-from slurm_cluster import SETUP, gate
+from slurm_cluster import SETUP, gate, require_cluster
 
 from nodejobs.backends.base import ENDED, VANISHED, JobSpec
 from nodejobs.backends.slurm import FORGOTTEN_REASON, SlurmBackend
 from nodejobs.errors import BackendError
 
+pytestmark = pytest.mark.slurm
 LONG = 90
 CTLD_PID = "/run/slurm/slurmctld.pid"
 
@@ -30,6 +31,7 @@ def shim(directory, name: str, script: str) -> None:
 @pytest.fixture
 def ended_without_exit_file(tmp_path):
     """A Slurm job that ended and whose exit file is gone (as if its node never wrote it)."""
+    require_cluster()
     backend = SlurmBackend(min_interval=0.0)
     run_id = uuid.uuid4().hex
     base = str(tmp_path / "lost")

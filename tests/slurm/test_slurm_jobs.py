@@ -11,6 +11,7 @@ from slurm_cluster import gate
 
 from nodejobs.backends import slurm_cli
 
+pytestmark = pytest.mark.slurm
 LONG = 90  # seconds: Slurm schedules in passes a few seconds apart, slower with both cores busy
 
 
