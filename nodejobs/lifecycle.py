@@ -328,7 +328,7 @@ class Lifecycle:
     def _broken_dependency(self, record: JobRecord, seen: Observation) -> str:
         """Why a job its backend will never run after its dependencies is ``dependency_failed``."""
         for dep in record.after_ids:
-            found = self.job_db.get(dep)
+            found = self.refresh(self.job_db.get(dep))
             if found is None or (not found.is_active and found.status != S.c_finished):
                 return f"dependency {dep!r} " + (f"ended {found.status}" if found else "was removed")
         return f"a dependency did not finish ({record.backend}: {seen.reason})"
