@@ -180,17 +180,20 @@ class Lifecycle:
             self.fail_start(record, str(exc))
             raise
         fields = {"handle": json.dumps(handle), **backend.record_fields(handle)}
+        queues = backend.capabilities.queues  # then it waits in the backend's queue once let go: pending
         recorded = False
         try:
-            recorded = self.job_db.update_run(record.self_id, record.run_id, S.c_starting, fields)
+            new = S.c_pending if queues else None
+            recorded = self.job_db.update_run(record.self_id, record.run_id, S.c_starting, fields, new)
         finally:
             backend.release(handle, start=recorded)
         backend.watch(handle, lambda: self._on_end(record.self_id, record.run_id))
         if not recorded:  # a stop came first (or the start was given up as lost): it never ran
             self._move(record, S.c_stopping, S.c_stopped, {"reason": NOT_STARTED_REASON, "ended_at": now()})
             return self.job_db.get(record.self_id)  # type: ignore[return-value]
-        # released: it runs (unless it ended already), or waits in the backend's own queue
-        self._move(record, S.c_starting, S.c_pending if backend.capabilities.queues else S.c_running)
+        if queues:  # it cannot have run yet: nothing to look at
+            return self.job_db.get(record.self_id)  # type: ignore[return-value]
+        self._move(record, S.c_starting, S.c_running)  # released: it runs (unless it ended already)
         if not settle:
             return self.job_db.get(record.self_id)  # type: ignore[return-value]
         try:

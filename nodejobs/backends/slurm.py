@@ -16,6 +16,7 @@ the cluster keeps accounting or a job completion log, and are otherwise reported
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -320,10 +321,15 @@ def batch_script(spec: JobSpec, grace: float) -> str:
     limit = f"{spec.timeout:.3f}" if spec.timeout else "0"
     args = [spec.job_id, spec.exit_path, spec.run_id, str(grace), "1" if spec.keep_leftovers else "0",
             sys.executable, limit, "", spec.exit_path, *spec.argv]  # fmt: skip
-    with open(SUPERVISOR) as f:
-        body = f.read()
+    body = _supervisor_text()
     header = f"#!/bin/sh\n# nodejobs job {spec.job_id} (run {spec.run_id}), by nodejobs' Slurm backend\n"
     return f"{header}set -- {shlex.join(args)}\n{body}"
+
+
+@functools.cache
+def _supervisor_text() -> str:
+    with open(SUPERVISOR) as f:
+        return f.read()
 
 
 def sbatch_args(spec: JobSpec) -> list[str]:

@@ -64,7 +64,7 @@ calls = Counter()
 def run(command: str, args: Sequence[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """Run Slurm's ``command`` with ``args``; the completed process (any exit code). Raises
     ``SlurmUnreachable`` if the command is not on ``PATH``, times out, or cannot reach the controller."""
-    path = shutil.which(command, path=(env or os.environ).get("PATH"))
+    path = _find(command, (env or os.environ).get("PATH") or "")
     if path is None:
         raise SlurmUnreachable(f"Slurm's {command} is not on PATH: is Slurm installed (its module loaded)?")
     calls.add(command)
@@ -79,6 +79,21 @@ def run(command: str, args: Sequence[str], env: dict[str, str] | None = None) ->
     if done.returncode != 0 and any(text in done.stderr for text in UNREACHABLE):
         raise SlurmUnreachable(f"Slurm's controller is unreachable ({command}: {last_line(done.stderr)})")
     return done
+
+
+_found: dict[tuple[str, str], str] = {}
+
+
+def _find(command: str, search_path: str) -> str | None:
+    """``command`` on ``search_path``, as ``shutil.which`` finds it; remembered per ``PATH`` value while
+    the file stays executable (a module load changes ``PATH``, and so the answer)."""
+    known = _found.get((command, search_path))
+    if known is not None and os.access(known, os.X_OK):
+        return known
+    found = shutil.which(command, path=search_path)
+    if found is not None:
+        _found[(command, search_path)] = found
+    return found
 
 
 def last_line(text: str) -> str:

@@ -47,8 +47,7 @@ def end_of(state: str, exit_code: int | None) -> End:
     return End(exit_code, EXPLAINED.get(state, f"{state} (Slurm)"), timed_out=state == "TIMEOUT")
 
 
-def pending_reason(reason: str | None) -> str:
-    """A pending job's reason as shown: Slurm's own word ("Priority", "Resources", "Dependency", ...)."""
-    if not reason or reason == "None":
-        return "submitted to Slurm"  # until its first scheduling pass
-    return reason
+def pending_reason(reason: str | None) -> str | None:
+    """A pending job's reason as shown: Slurm's own word ("Priority", "Resources", "Dependency", ...);
+    None until Slurm's scheduler has looked at the job."""
+    return None if not reason or reason == "None" else reason
