@@ -80,6 +80,7 @@ class JobRecord(BaseData):
     tags: (str, None)  # JSON object of the user's labels, e.g. {"lr": 0.01}
     slot: (int, None)  # 0..limit-1 in a limited group, unique among its running jobs (NODEJOBS_SLOT)
     submitted_at: (datetime, None)
+    call: (str, None)  # a function job (Jobs.submit): its pickled call, run by python -m nodejobs.call
 
     def __setitem__(self, key: str, value: Any) -> None:
         # Paths are made from these: they must not reach outside the log directory or hold NUL.
