@@ -120,12 +120,18 @@ class FunctionJobs:
         meta = {"name": function_label(fn), "sys_path": [os.path.abspath(p or ".") for p in sys.path]}
         calls.write_file(path, calls.CALL_MAGIC, meta, payload)
         function = FunctionCall(path, name, function_label(fn))
+        given = options.get("job_id")
+        replaced = self.jobdb.get(given) if given else None  # type: ignore[attr-defined]
         try:
-            return self.run(function.command, call=function, **options)  # type: ignore[attr-defined]
+            record = self.run(function.command, call=function, **options)  # type: ignore[attr-defined]
         except BaseException:
             for leftover in calls.files_of(path, logdir):  # refused: nothing is left behind
                 remove_if_exists(leftover)
             raise
+        if replaced is not None and replaced.call and replaced.call != path:  # an ended run's, replaced
+            for leftover in calls.files_of(replaced.call, logdir):
+                remove_if_exists(leftover)
+        return record
 
     def call_of(self, record: JobRecord) -> FunctionCall | None:
         """The pickled call a record's job runs (``rerun`` runs it again), or None: not a function job."""

@@ -221,6 +221,14 @@ def test_call_and_result_files_are_private_and_removed_by_rm_and_clean(jobs):
     assert jobs.clean() == ["square-2"] and call_files(jobs) == []
 
 
+def test_submitting_an_ended_function_jobs_id_again_replaces_its_files(jobs):
+    jobs.submit_call(square, (2,), job_id="again")
+    assert jobs.result("again", timeout=TIMEOUT) == 4
+    jobs.submit_call(square, (3,), job_id="again")
+    assert jobs.result("again", timeout=TIMEOUT) == 9
+    assert len(call_files(jobs)) == 2  # the new call and its result only
+
+
 def test_rerun_runs_the_same_pickled_call_again(jobs, tmp_path):
     counter = tmp_path / "runs"
 
