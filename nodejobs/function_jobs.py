@@ -101,12 +101,17 @@ class FunctionJobs:
         return JobExecutor(self, **run_options)
 
     def check_run_options(self, options: dict[str, Any]) -> None:
-        """``ValueError`` unless every name is an option of ``run`` (or ``prefix``)."""
-        known = [p for p in inspect.signature(self.run).parameters if p not in NOT_OPTIONS]  # type: ignore[attr-defined]
-        unknown = sorted(set(options) - set(known) - set(OWN_OPTIONS))
+        """``ValueError`` unless every name is an option of ``run`` (or ``prefix``); if ``run`` takes
+        more keywords (a backend's resources), those are passed on for ``run`` to check."""
+        parameters = inspect.signature(self.run).parameters  # type: ignore[attr-defined]
+        more = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+        known = [n for n, p in parameters.items() if n not in NOT_OPTIONS and p.kind is not p.VAR_KEYWORD]
+        unknown = set(options) - set(known) - set(OWN_OPTIONS)
+        if more:
+            unknown &= set(NOT_OPTIONS)
         if unknown:
             raise ValueError(
-                f"unknown run option(s) {', '.join(map(repr, unknown))}; "
+                f"unknown run option(s) {', '.join(map(repr, sorted(unknown)))}; "
                 f"one of: {', '.join([*known, *OWN_OPTIONS])}"
             )
 

@@ -198,6 +198,8 @@ def test_an_unpicklable_argument_fails_at_submit_with_nothing_recorded(jobs):
 def test_unknown_or_refused_run_options_change_nothing(jobs):
     with pytest.raises(ValueError, match=r"unknown run option.*'gorup'"):
         jobs.executor(gorup="x")
+    with pytest.raises(ValueError, match=r"unknown run option.*'call'"):
+        jobs.submit_call(square, (1,), call=None)
     with pytest.raises(ValueError, match="invalid group"):
         jobs.submit_call(square, (1,), group="no spaces allowed")
     with pytest.raises(ValueError, match="give a prefix, not a job_id"):
