@@ -196,8 +196,8 @@ def test_an_unpicklable_argument_fails_at_submit_with_nothing_recorded(jobs):
 
 
 def test_unknown_or_refused_run_options_change_nothing(jobs):
-    with pytest.raises(ValueError, match=r"unknown run option.*'gorup'"):
-        jobs.executor(gorup="x")
+    with pytest.raises(ValueError, match=r"unknown (run option|resource).*'gorup'"):  # here, or by run
+        jobs.submit_call(square, (1,), gorup="x")
     with pytest.raises(ValueError, match=r"unknown run option.*'call'"):
         jobs.submit_call(square, (1,), call=None)
     with pytest.raises(ValueError, match="invalid group"):
