@@ -2,6 +2,7 @@
 
 from .errors import (
     DatabaseError,
+    FunctionError,
     InvalidJobIdError,
     JobExistsError,
     JobNotFoundError,
@@ -9,7 +10,10 @@ from .errors import (
     MissingEnvError,
     MissingExtraError,
     NodeJobsError,
+    NoResultError,
+    ResultFileError,
     UnknownFieldError,
+    UnpicklableError,
 )
 from .jobdb import JobDB
 from .jobs import Jobs, default_db_path
@@ -23,6 +27,7 @@ __all__ = [
     "BaseData",
     "Choices",
     "DatabaseError",
+    "FunctionError",
     "InvalidJobIdError",
     "JobDB",
     "JobExistsError",
@@ -35,8 +40,11 @@ __all__ = [
     "Jobs",
     "MissingEnvError",
     "MissingExtraError",
+    "NoResultError",
     "NodeJobsError",
     "Processes",
+    "ResultFileError",
     "UnknownFieldError",
+    "UnpicklableError",
     "default_db_path",
 ]

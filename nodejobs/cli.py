@@ -31,7 +31,7 @@ exit status:
   2    usage error, or an unknown job id (nothing was done)
   N    wait, logs -f: the first job (in argument order) that did not finish ended with exit code N
        (1..255; 1 if it had none); with --any, the first that ended
-  124  wait: the --timeout ran out (as timeout(1))
+  124  wait, result: the --timeout ran out (as timeout(1))
   130  interrupted (Ctrl-C)
   {BROKEN_PIPE}  the reader of the output went away (e.g. `nodejobs ls | head -1`): nodejobs stops quietly"""
 
@@ -225,6 +225,16 @@ def _rerun(jobs: Jobs, args: argparse.Namespace) -> int:
     return ops.FAILED if record.status == JobStatus.c_failed_start else ops.OK
 
 
+def _result(jobs: Jobs, args: argparse.Namespace) -> int:
+    try:
+        value = ops.result(jobs, args.job_id, args.timeout, sys.stderr.write)
+    except TimeoutError as exc:
+        print(f"nodejobs: error: {exc}", file=sys.stderr)
+        return ops.TIMED_OUT
+    print(repr(value))
+    return ops.OK
+
+
 def _clean(jobs: Jobs, args: argparse.Namespace) -> int:
     print(ops.clean(jobs, args.older_than, args.status))
     return ops.OK
@@ -232,7 +242,7 @@ def _clean(jobs: Jobs, args: argparse.Namespace) -> int:
 
 _ACTIONS = {
     "run": _run, "sweep": _sweep, "limit": _limit, "ls": _ls, "top": _top, "status": _status, "logs": _logs,
-    "stop": _stop, "wait": _wait, "rerun": _rerun, "rm": _rm, "clean": _clean,
+    "stop": _stop, "wait": _wait, "result": _result, "rerun": _rerun, "rm": _rm, "clean": _clean,
 }  # fmt: skip
 
 

@@ -43,3 +43,33 @@ class MissingExtraError(NodeJobsError, ImportError):
 
 class BadUsage(NodeJobsError, ValueError):
     """Input a face refuses before doing anything (exit status 2, or a ``UsageError``)."""
+
+
+class UnpicklableError(NodeJobsError, TypeError):
+    """A function job's call (the function or an argument) cannot be pickled; nothing was submitted."""
+
+
+class ResultFileError(NodeJobsError, ValueError):
+    """A function job's call or result file is missing, damaged, or not one this version reads."""
+
+
+class NoResultError(NodeJobsError, LookupError):
+    """The job has no return value: not a function job, or it ended without one (stopped, killed, ...)."""
+
+
+class FunctionError(NodeJobsError):
+    """The function of a function job raised. ``exception`` is its exception (None if it could not be
+    brought back), ``remote_traceback`` the traceback text from the job; also this error's cause."""
+
+    def __init__(self, job_id: str, message: str, exception: BaseException | None, remote_traceback: str):
+        super().__init__(f"job {job_id!r} raised {message}")
+        self.job_id = job_id
+        self.exception = exception
+        self.remote_traceback = remote_traceback
+
+
+class RemoteTraceback(Exception):
+    """The traceback text of an exception raised in a job (shown as the cause of the re-raised one)."""
+
+    def __str__(self) -> str:
+        return "\n" + (self.args[0] if self.args else "")

@@ -198,6 +198,10 @@ COMMANDS: tuple[Command, ...] = (
         _opt("--timeout", type=seconds, metavar="S", help="give up after S seconds (inf: never)"),
         _opt("--any", action="store_true", help="return when any one has ended"),
     ), takes_ids=True),
+    Command("result", "Wait for a function job (jobs.submit) to end; show its return value.", (
+        _ID,
+        _opt("--timeout", type=seconds, metavar="S", help="give up after S seconds (default: wait)"),
+    ), takes_ids=True),
     Command("rerun", "Run an ended job again: same id, command and directory.", (
         _ID,
         _ENV,

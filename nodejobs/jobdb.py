@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
 from . import logs
+from .callfile import files_of
 from .errors import DatabaseError, JobExistsError, UnknownFieldError
 from .queries import JobQuery
 from .record_cache import RecordCache, gc_paused
@@ -418,6 +419,8 @@ class JobDB:
             logs.remove_if_exists(path)
         for extension in (".sh", ".py"):
             logs.remove_if_exists(self.script_path(job_id, extension))
+        for path in files_of(record.call, self.logdir) if record.call else ():  # a function job's
+            logs.remove_if_exists(path)
         self._execute("DELETE FROM jobs WHERE self_id = ?", [job_id])
 
     # -- output ----------------------------------------------------------------------------------

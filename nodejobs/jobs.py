@@ -16,6 +16,7 @@ from . import handoff, logs, submission
 from .backends import Backends, check_backend_name
 from .backends.base import Backend
 from .errors import JobExistsError, JobNotFoundError, JobStillRunningError, MissingEnvError
+from .function_jobs import FunctionCall, FunctionJobs
 from .jobdb import Changes, JobDB
 from .lifecycle import Lifecycle
 from .processes import Processes
@@ -71,7 +72,7 @@ def sweep_id(base: str, params: dict[str, Any]) -> str:
     return "-".join([base, *parts]) if parts else base
 
 
-class Jobs:
+class Jobs(FunctionJobs):
     """Run commands as detached jobs recorded in ``<db_path>/jobs.db``.
 
     ``db_path=None`` means ``default_db_path()``. Use as a context manager, or call ``close()``,
@@ -116,6 +117,7 @@ class Jobs:
         at: datetime | float | str | None = None,
         timeout: float | None = None,
         tags: dict[str, Any] | None = None,
+        call: FunctionCall | None = None,
         **resources: Any,
     ) -> JobRecord:
         """Start ``command`` (a list runs directly, a string through ``/bin/sh -c``) as ``job_id``.
@@ -128,7 +130,8 @@ class Jobs:
         A job that cannot start yet is ``queued`` with a ``reason``: its ``group`` is at its limit
         (``set_limit``), a job it runs ``after`` has not finished, or its start time ``at`` (a
         timezone-aware datetime, or seconds from now) has not come. ``timeout`` (seconds) ends it as
-        ``timed_out``. ``tags`` (name -> value) are stored and become DataFrame columns.
+        ``timed_out``. ``tags`` (name -> value) are stored and become DataFrame columns. ``call`` is
+        given by ``submit``: a function job, its id and command from the function (``train(...)``).
 
         ``resources`` are for a backend with a scheduler (Slurm): ``cpus``, ``mem``, ``time``, ``gpus``,
         ``partition``, ``slurm_opts`` (more sbatch options), over the defaults given to ``Jobs``. On
@@ -137,6 +140,7 @@ class Jobs:
         fields = {
             "group": submission.check_group(group), "start_at": submission.start_time(at),
             "timeout": submission.check_timeout(timeout), "tags": submission.check_tags(tags),
+            **(call.fields() if call else {}),
         }  # fmt: skip
         deps = submission.check_after(after)
         if deps:
@@ -153,7 +157,7 @@ class Jobs:
         if job_id is not None:
             return self._submit(command, job_id, queued, True, options)
         while True:
-            job_id = self.new_job_id(command)
+            job_id = self.new_job_id(call.name if call else command)
             try:
                 return self._submit(command, job_id, queued, False, options)
             except JobExistsError:
@@ -368,10 +372,12 @@ class Jobs:
                 f"job {job_id!r} ran with environment values that are not stored: {', '.join(missing)}; "
                 "give them again or rerun without them"
             )
+        call = self.call_of(record)  # a function job runs its pickled call again
         command = record.command if record.shell else shlex.split(record.command or "")
         return self.run(
-            command, job_id, cwd=record.cwd, envs=envs, group=record.group or submission.DEFAULT_GROUP,
-            timeout=record.timeout, tags=record.tag_values or None, **load_resources(record.resources),
+            call.command if call else command, job_id, cwd=record.cwd, envs=envs,
+            group=record.group or submission.DEFAULT_GROUP, timeout=record.timeout,
+            tags=record.tag_values or None, call=call, **load_resources(record.resources),
         )  # fmt: skip
 
     def remove(self, job_id: str) -> None:

@@ -102,11 +102,13 @@ class Lifecycle:
         backend: str = "local",
         keep_leftovers: bool = False,
         launch_options: dict[str, Any] | None = None,
+        label: str | None = None,
         **fields: Any,
     ) -> tuple[JobRecord, Launch]:
         """The ``starting`` record and the launch of a new run of ``command`` as ``job_id`` (checked,
         nothing written); ``launch_options`` go to the backend with the record's resources; ``fields``
-        are more record fields (group, tags, timeout, resources, ...)."""
+        are more record fields (group, tags, timeout, resources, ...). The record shows ``label`` as
+        its command, if given (a function job: ``train(...)``)."""
         validate_job_id(job_id)
         shell = isinstance(command, str)
         argv = ["/bin/sh", "-c", command] if shell else [os.fspath(a) for a in command]  # type: ignore[union-attr]
@@ -118,7 +120,7 @@ class Lifecycle:
         env = {"PYTHONUNBUFFERED": "1", **os.environ, **envs, "NODEJOBS_JOB_ID": job_id}
         env.pop(RUN_MARK, None)  # the run's own mark is given to its program by the backend
         record = self.new_record(
-            job_id, backend, command=command if shell else shlex.join(argv), shell=shell, cwd=cwd,
+            job_id, backend, command=label or (command if shell else shlex.join(argv)), shell=shell, cwd=cwd,
             logdir=os.path.abspath(logdir) if logdir else self.job_db.logdir,
             logfile=validate_job_id(logfile) if logfile else job_id, env_keys=",".join(sorted(envs)) or None,
             **fields,

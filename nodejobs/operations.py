@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import JobNotFoundError, JobStillRunningError
+from .errors import FunctionError, JobNotFoundError, JobStillRunningError
 from .grammar import (  # noqa: F401 -- the faces' grammar, re-exported: one module for the faces to use
     BOTH,
     CLEAN_CHOICES,
@@ -139,6 +139,16 @@ def rerun(jobs: Any, job_id: str, env_pairs: Sequence[str] = (), without_env: bo
     """Run an ended job again, with ``-e`` values again or ``--without-env`` if it had any."""
     envs = parse_env(env_pairs)
     return jobs.rerun(job_id, envs=envs or None, without_env=without_env)
+
+
+def result(jobs: Any, job_id: str, timeout: float | None, show_traceback: Callable[[str], Any]) -> Any:
+    """A function job's return value (``Jobs.result``). If the function raised, its remote traceback
+    goes to ``show_traceback`` and the one-line ``FunctionError`` is raised."""
+    try:
+        return jobs.result(job_id, timeout=timeout)
+    except FunctionError as exc:
+        show_traceback(exc.remote_traceback)
+        raise exc.with_traceback(None) from None
 
 
 # -- waiting and exit statuses -------------------------------------------------------------------

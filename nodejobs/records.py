@@ -81,6 +81,7 @@ class JobRecord(BaseData):
     resources: (str, None)  # JSON object of what it asks a scheduler for, e.g. {"cpus": 4} (resources.py)
     slot: (int, None)  # 0..limit-1 in a limited group, unique among its running jobs (NODEJOBS_SLOT)
     submitted_at: (datetime, None)
+    call: (str, None)  # a function job (Jobs.submit): its pickled call, run by python -m nodejobs.call
 
     def __setitem__(self, key: str, value: Any) -> None:
         # Paths are made from these: they must not reach outside the log directory or hold NUL.

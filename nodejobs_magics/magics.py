@@ -277,6 +277,13 @@ class JobMagics(Magics, Configurable):
             return stopped[args.job_ids[0]]
         return stopped
 
+    def _result(self, args: Any) -> Any:
+        try:
+            return ops.result(self.jobs, args.job_id, args.timeout, sys.stderr.write)
+        except KeyboardInterrupt:
+            print(f"[stopped waiting for {args.job_id}; the job keeps running]")
+            return None
+
     def _rerun(self, args: Any) -> JobRecord:
         record = ops.rerun(self.jobs, args.job_id, args.env, args.without_env)
         print(summary(record))

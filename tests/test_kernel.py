@@ -217,3 +217,44 @@ def test_a_queue_filled_by_a_killed_kernel_still_runs_in_order_with_no_python_be
     assert [(kind, int(i)) for kind, i, _ in lines] == [(k, i) for i in range(10) for k in ("start", "end")]
     times = [float(t) for _, _, t in lines]
     assert times == sorted(times)  # each started after the one before it ended
+
+
+def test_a_function_from_a_killed_kernel_gives_its_result_to_the_next_kernel(
+    kernels, observer, db_path, tmp_path
+):
+    gate = tmp_path / "gate"
+    first = kernels()
+    defined = first.run(
+        f"from nodejobs import Jobs\njobs = Jobs({db_path!r})\nimport os, time\n"
+        "def slow_square(x):\n"
+        "    print('working on', x)\n"
+        f"    while not os.path.exists({str(gate)!r}):\n"
+        "        time.sleep(0.01)\n"
+        "    return {'square': x * x}\n"
+        "def explode(message):\n"
+        "    raise ValueError(message)\n"
+        "print(jobs.submit(slow_square, 7).self_id, jobs.submit(explode, 'bad lr').self_id)"
+    )
+    assert defined["stdout"] == "slow_square-1 explode-1\n", defined
+    wait_until(lambda: observer.job_logs("slow_square-1")[0] == "working on 7\n", timeout=TIMEOUT)
+    os.kill(first.pid(), signal.SIGKILL)
+    wait_until(lambda: not first.manager.is_alive(), message="the kernel to die")
+    assert observer.get_status("slow_square-1").status == "running"
+    gate.touch()  # the function returns while no kernel is running
+
+    second = kernels()
+    shown = second.run(
+        f"%load_ext nodejobs_magics\n%config JobMagics.db_path = {db_path!r}\n%job result slow_square-1"
+    )
+    assert shown["results"] == ["{'square': 49}"], shown
+    raised = second.run(
+        f"from nodejobs import Jobs, FunctionError\njobs = Jobs({db_path!r})\n"
+        "try:\n    jobs.result('explode-1', timeout=30)\n"
+        "except FunctionError as exc:\n    print(repr(exc.exception))\n    print(exc.remote_traceback)"
+    )
+    assert raised["stdout"].startswith("ValueError('bad lr')\nTraceback (most recent call last):\n"), raised
+    assert "in explode" in raised["stdout"] and raised["stdout"].endswith("ValueError: bad lr\n\n")
+    assert observer.get_status("explode-1").status == "failed"
+    magic = second.run("%job result explode-1")
+    assert "in explode\nValueError: bad lr\n" in magic["stderr"]  # the remote traceback, then one line:
+    assert magic["stderr"].endswith("UsageError: %job result: job 'explode-1' raised ValueError: bad lr\n")

@@ -484,8 +484,8 @@ def completions(ip, text):
 def test_tab_completion_through_the_completer(ip):
     job(ip, "run --id live-1 -- sleep 30")
     finished(ip, job(ip, "run --id done-1 -- true").self_id)
-    subcommands = ["clean", "db", "follow", "help", "limit", "list", "logs", "ls", "rerun", "rm", "run",
-                   "status", "stop", "sweep", "timeline", "top", "wait", "watch"]  # fmt: skip
+    subcommands = ["clean", "db", "follow", "help", "limit", "list", "logs", "ls", "rerun", "result", "rm",
+                   "run", "status", "stop", "sweep", "timeline", "top", "wait", "watch"]  # fmt: skip
     assert completions(ip, "%job ") == subcommands  # no Python keywords (and, if, in, ...)
     assert completions(ip, "x = %job lis") == ["list"]
     run_flags = ["--after", "--at", "--cpus", "--cwd", "--env", "--gpus", "--group", "--help", "--id",
