@@ -76,8 +76,19 @@ def nodejobs_runs(n: int, work: str, round_no: int) -> float:
         jobs.close()
 
 
+def nodejobs_sweep(n: int, work: str, round_no: int) -> float:
+    """Seconds per job of ``Jobs(backend="slurm").map`` of N jobs: one array, one sbatch call."""
+    jobs = Jobs(os.path.join(work, f"sweep{round_no}"), backend="slurm")
+    try:
+        begin = time.perf_counter()
+        jobs.map("true {i}", [{"i": i} for i in range(n)], prefix="sweep")
+        return (time.perf_counter() - begin) / n
+    finally:
+        jobs.close()
+
+
 def bench_submits(n: int, rounds: int, work: str) -> dict:
-    ours, plain = [], []
+    ours, plain, swept = [], [], []
     for r in range(rounds):  # alternating which goes first; an idle controller for each
         for side in ("plain", "ours") if r % 2 == 0 else ("ours", "plain"):
             if side == "plain":
@@ -86,9 +97,13 @@ def bench_submits(n: int, rounds: int, work: str) -> dict:
                 ours.append(nodejobs_runs(n, work, r))
             scancel_all()
             drained()
-    o, p = statistics.median(ours), statistics.median(plain)
-    return {"n": n, "rounds": rounds, "nodejobs_ms": round(o * 1000, 2), "sbatch_ms": round(p * 1000, 2),
-            "ratio": round(o / p, 3)}  # fmt: skip
+        swept.append(nodejobs_sweep(n, work, r))
+        scancel_all()
+        drained()
+    o, p, w = statistics.median(ours), statistics.median(plain), statistics.median(swept)
+    return {"n": n, "rounds": rounds, "nodejobs_run_ms": round(o * 1000, 2), "sbatch_ms": round(p * 1000, 2),
+            "ratio_run": round(o / p, 3), "nodejobs_map_ms_per_job": round(w * 1000, 2),
+            "ratio_map": round(w / p, 3)}  # fmt: skip
 
 
 def bench_watch(m: int, seconds: float, work: str) -> dict:

@@ -137,23 +137,10 @@ class Jobs(FunctionJobs):
         ``partition``, ``slurm_opts`` (more sbatch options), over the defaults given to ``Jobs``. On
         Slurm, ``after`` and ``at`` become Slurm's own dependency and start time where they can.
         """
-        fields = {
-            "group": submission.check_group(group), "start_at": submission.start_time(at),
-            "timeout": submission.check_timeout(timeout), "tags": submission.check_tags(tags),
-            **(call.fields() if call else {}),
-        }  # fmt: skip
-        deps = submission.check_after(after)
-        if deps:
-            fields["after"] = json.dumps(deps)
-        backend = self.backends(self.backend)
-        fields["resources"] = self._resources(backend, resources)
-        limited = group in self.jobdb.limits()
-        queued, launch_options = handoff.plan(
-            self.jobdb, self.lifecycle, backend, deps, fields["start_at"], limited
-        )
-        options = dict(envs=envs, cwd=cwd, backend=self.backend, keep_leftovers=keep_leftovers, **fields)
-        if not queued:
-            options["launch_options"] = launch_options
+        queued, options = self._plan(
+            dict(group=group, after=after, at=at, timeout=timeout, tags=tags, call=call, envs=envs, cwd=cwd,
+                 keep_leftovers=keep_leftovers), resources,
+        )  # fmt: skip
         if job_id is not None:
             return self._submit(command, job_id, queued, True, options)
         while True:
@@ -162,6 +149,31 @@ class Jobs(FunctionJobs):
                 return self._submit(command, job_id, queued, False, options)
             except JobExistsError:
                 continue  # another process took that name between choosing and claiming it
+
+    def _plan(self, given: dict[str, Any], resources: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
+        """Whether a submission with the options of ``run`` waits in nodejobs' queue, and the options
+        of ``Lifecycle.prepare`` that start it (checked: ``ValueError`` names a bad one)."""
+        call = given["call"]
+        fields = {
+            "group": submission.check_group(given["group"]), "start_at": submission.start_time(given["at"]),
+            "timeout": submission.check_timeout(given["timeout"]),
+            "tags": submission.check_tags(given["tags"]),
+            **(call.fields() if call else {}),
+        }  # fmt: skip
+        deps = submission.check_after(given["after"])
+        if deps:
+            fields["after"] = json.dumps(deps)
+        backend = self.backends(self.backend)
+        fields["resources"] = self._resources(backend, resources)
+        limited = given["group"] in self.jobdb.limits()
+        queued, launch_options = handoff.plan(
+            self.jobdb, self.lifecycle, backend, deps, fields["start_at"], limited
+        )
+        options = dict(envs=given["envs"], cwd=given["cwd"], backend=self.backend,
+                       keep_leftovers=given["keep_leftovers"], **fields)  # fmt: skip
+        if not queued:
+            options["launch_options"] = launch_options
+        return queued, options
 
     def _submit(self, command: Any, job_id: str, queued: bool, replace: bool, options: dict) -> JobRecord:
         if not queued:
@@ -229,12 +241,19 @@ class Jobs(FunctionJobs):
         if limit is not None:
             self.set_limit(group, limit)
         out = JobRecordDict()
+        together = []  # started at once where the backend can (Slurm: one array)
+        arrays = self.backends(self.backend).capabilities.arrays
         for job_id, command, p in planned:
-            out[job_id] = self.run(
-                command, job_id, cwd, envs, group=group, after=after, timeout=timeout, tags=p or None,
-                **resources,
-            )
-        return out
+            given = dict(group=group, after=after, at=None, timeout=timeout, tags=p or None, call=None,
+                         envs=envs, cwd=cwd, keep_leftovers=False)  # fmt: skip
+            queued, options = self._plan(given, resources)
+            if arrays and not queued:
+                together.append((command, job_id, options))
+            else:
+                out[job_id] = self._submit(command, job_id, queued, True, options)
+        for record in self.lifecycle.run_many(together) if together else []:
+            out[record.self_id] = record
+        return JobRecordDict({job_id: out[job_id] for job_id, _, _ in planned})
 
     def stop(self, job_id: str, grace: float | None = None) -> JobRecord | None:
         """Stop a job's whole process tree; its final record, or None for an unknown id.

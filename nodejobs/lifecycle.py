@@ -159,6 +159,69 @@ class Lifecycle:
 
     def _start(self, record: JobRecord, launch: Launch, settle: bool = True) -> JobRecord:
         backend = self.backend_for(record.backend or "local")
+        spec = self._spec(record, launch)
+        if not isinstance(spec, JobSpec):
+            return spec
+        try:
+            handle = backend.submit(spec)
+        except SubmitError as exc:
+            return self.fail_start(record, str(exc))
+        except BackendError as exc:  # e.g. a cluster's controller unreachable: recorded, and raised
+            self.fail_start(record, str(exc))
+            raise
+        return self._submitted(record, backend, handle, settle)
+
+    def run_many(self, items: Sequence[tuple[str | Sequence[str], str, dict[str, Any]]]) -> list[JobRecord]:
+        """``run`` of many ``(command, job_id, options)`` at once (``start_many``); all are checked
+        before any is claimed. Raises ``JobExistsError`` if a live job holds one of the ids."""
+        prepared = [self.prepare(command, job_id, **options) for command, job_id, options in items]
+        claimed: list[tuple[JobRecord, Launch]] = []
+        try:
+            for record, launch in prepared:
+                self.refresh(self.job_db.get(record.self_id))  # a stale "running" record must not block it
+                self.job_db.claim(record, True)
+                claimed.append((record, launch))
+        except BaseException:
+            for record, _ in claimed:
+                self.fail_start(record, "not started: another job of its sweep could not be submitted")
+            raise
+        return self.start_many(claimed)
+
+    def start_many(self, pairs: Sequence[tuple[JobRecord, Launch]]) -> list[JobRecord]:
+        """Start the runs of claimed ``starting`` records of one backend together (``submit_many``: e.g.
+        one Slurm array); their records as they are then, in order."""
+        out: dict[str, JobRecord] = {}
+        ready: list[tuple[JobRecord, JobSpec]] = []
+        try:
+            for record, launch in pairs:
+                spec = self._spec(record, launch)
+                if isinstance(spec, JobSpec):
+                    ready.append((record, spec))
+                else:
+                    out[record.self_id] = spec
+            if ready:
+                backend = self.backend_for(ready[0][0].backend or "local")
+                try:
+                    handles = backend.submit_many([spec for _, spec in ready])
+                except BackendError as exc:  # refused as a whole (e.g. the controller is unreachable)
+                    for record, _ in ready:
+                        self.fail_start(record, str(exc))
+                    raise
+                for (record, _), handle in zip(ready, handles):
+                    if isinstance(handle, SubmitError):
+                        out[record.self_id] = self.fail_start(record, str(handle))
+                    else:
+                        out[record.self_id] = self._submitted(record, backend, handle, settle=False)
+        except BaseException as exc:  # never leave one "starting" if it was not launched
+            for record, _ in pairs:
+                if record.self_id not in out:
+                    fields = {"reason": f"the start was interrupted ({exc!r})", "ended_at": now()}
+                    self._move(record, S.c_starting, S.c_failed_start, fields)
+            raise
+        return [out[record.self_id] for record, _ in pairs]
+
+    def _spec(self, record: JobRecord, launch: Launch) -> JobSpec | JobRecord:
+        """What the backend is to run for ``record``, or its ``failed_start`` record if it cannot start."""
         try:
             os.makedirs(record.logdir, mode=0o700, exist_ok=True)
         except OSError as exc:
@@ -167,20 +230,16 @@ class Lifecycle:
         if problem:
             return self.fail_start(record, problem)
         out_path, err_path = self.job_db.log_paths(record)
-        spec = JobSpec(
+        return JobSpec(
             job_id=record.self_id, run_id=record.run_id, argv=launch.argv, env=launch.env, cwd=record.cwd,
             out_path=out_path, err_path=err_path, exit_path=self.job_db.exit_path(record),
             keep_leftovers=launch.keep_leftovers,
             options={**resources.loads(record.resources), **(launch.options or {})},
             timeout=record.timeout, on_end=self.on_end,
         )  # fmt: skip
-        try:
-            handle = backend.submit(spec)
-        except SubmitError as exc:
-            return self.fail_start(record, str(exc))
-        except BackendError as exc:  # e.g. a cluster's controller unreachable: recorded, and raised
-            self.fail_start(record, str(exc))
-            raise
+
+    def _submitted(self, record: JobRecord, backend: Backend, handle: Handle, settle: bool) -> JobRecord:
+        """Record the handle of a submitted (held) run, then let it go; the record as it is then."""
         fields = {"handle": json.dumps(handle), **backend.record_fields(handle)}
         queues = backend.capabilities.queues  # then it waits in the backend's queue once let go: pending
         recorded = False

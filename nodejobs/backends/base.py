@@ -79,6 +79,7 @@ class Capabilities:
     end_notification: bool = False  # ``watch`` calls back promptly when a job ends
     queues: bool = False  # a released job may wait in the backend's own queue (observed ``PENDING``)
     resources: bool = False  # takes per-job resources (``nodejobs.resources``: cpus, mem, time, ...)
+    arrays: bool = False  # ``submit_many`` submits many jobs in one call (a sweep: one Slurm array)
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,17 @@ class Backend(ABC):
         handle (JSON-serialisable, enough for any later instance of this backend to find the job).
         Raise ``SubmitError`` with the reason if the job cannot be created; then nothing is left behind.
         """
+
+    def submit_many(self, specs: Sequence[JobSpec]) -> list[Handle | SubmitError]:
+        """``submit`` of many jobs, at once where the backend can (e.g. one Slurm array): for each, in
+        order, its handle or the ``SubmitError`` that refused it."""
+        out: list[Handle | SubmitError] = []
+        for spec in specs:
+            try:
+                out.append(self.submit(spec))
+            except SubmitError as exc:
+                out.append(exc)
+        return out
 
     @abstractmethod
     def release(self, handle: Handle, start: bool = True) -> None:

@@ -17,6 +17,7 @@ the cluster keeps accounting or a job completion log, and are otherwise reported
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import math
 import os
@@ -58,6 +59,7 @@ SIDE_SUFFIXES = (".sbatch", ".go", ".nogo", ".started", ".timeout", ".cancel")  
 NODE_LOCAL = ("/tmp/", "/var/tmp/", "/dev/shm/", "/run/")
 FORGOTTEN_REASON = "Slurm no longer knows the job and keeps no accounting: its end is unknown"
 NEVER_SATISFIED = "DependencyNeverSatisfied"
+PER_JOB_ENV = ("NODEJOBS_JOB_ID", "NODEJOBS_SLOT")  # set by each array task's own lines
 RESOURCE_FLAGS = {"cpus": "--cpus-per-task", "mem": "--mem", "time": "--time", "gpus": "--gpus",
                   "partition": "--partition"}  # fmt: skip
 
@@ -66,7 +68,9 @@ class SlurmBackend(Backend):
     """Runs jobs on a Slurm cluster through its commands (``sbatch``, ``squeue``, ``scancel``, ``sacct``)."""
 
     name = "slurm"
-    capabilities = Capabilities(dependencies=True, delayed_start=True, queues=True, resources=True)
+    capabilities = Capabilities(
+        dependencies=True, delayed_start=True, queues=True, resources=True, arrays=True
+    )
 
     def __init__(
         self, min_interval: float = MIN_INTERVAL, max_interval: float = MAX_INTERVAL,
@@ -87,23 +91,63 @@ class SlurmBackend(Backend):
     # -- creating ----------------------------------------------------------------------------------
 
     def submit(self, spec: JobSpec) -> Handle:
-        for path in (spec.exit_path, *side_files(spec.exit_path), spec.out_path, spec.err_path):
-            remove_if_exists(path)  # nothing of an earlier run of the id may be taken for this one's
-        self._warn_if_node_local(os.path.dirname(spec.exit_path))
-        script = spec.exit_path + ".sbatch"
+        script = self._prepare_files([spec])
+        slurm_id = self._sbatch(script, batch_script(spec, self.leftover_grace), sbatch_args(spec), spec.env)
+        return self._handle(spec, slurm_id)
+
+    def submit_many(self, specs: Sequence[JobSpec]) -> list[Handle | SubmitError]:
+        """Jobs that differ only in their command, id and files (a sweep) become one Slurm array: one
+        controller call for all; the others are submitted one by one."""
+        alike: dict[str, list[int]] = {}
+        for i, spec in enumerate(specs):
+            alike.setdefault(_array_key(spec), []).append(i)
+        out: list[Handle | SubmitError | None] = [None] * len(specs)
+        for indexes in alike.values():
+            group = [specs[i] for i in indexes]
+            try:
+                handles = [self.submit(group[0])] if len(group) == 1 else self._submit_array(group)
+            except SubmitError as exc:
+                handles = [exc] * len(group)
+            for i, handle in zip(indexes, handles):
+                out[i] = handle
+        return out  # type: ignore[return-value]
+
+    def _submit_array(self, specs: list[JobSpec]) -> list[Handle]:
+        script = self._prepare_files(specs)
+        args = [*array_args(specs), *shared_args(specs[0])]
+        array_id = self._sbatch(script, array_script(specs, self.leftover_grace), args, specs[0].env)
+        return [self._handle(spec, f"{array_id}_{i}") for i, spec in enumerate(specs)]
+
+    def _prepare_files(self, specs: Sequence[JobSpec]) -> str:
+        """Clear what earlier runs of these ids left, create their (empty) logs; the script's path."""
         try:
-            for path in (spec.out_path, spec.err_path):  # Slurm appends to them once the job runs
-                os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
+            for spec in specs:
+                for path in (spec.exit_path, *side_files(spec.exit_path), spec.out_path, spec.err_path):
+                    remove_if_exists(path)  # nothing of an earlier run of the id may be taken for this one's
+                for path in (spec.out_path, spec.err_path):  # Slurm, or the script, appends to them
+                    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
+        except OSError as exc:
+            raise SubmitError(f"cannot submit: {exc}") from None
+        self._warn_if_node_local(os.path.dirname(specs[0].exit_path))
+        return specs[0].exit_path + ".sbatch"
+
+    def _sbatch(self, script: str, text: str, args: list[str], env: dict[str, str]) -> str:
+        """Write the batch script and submit it; its Slurm id (``SubmitError`` if refused)."""
+        try:
             with open(os.open(script, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
-                f.write(batch_script(spec, self.leftover_grace))
-            slurm_id = slurm_cli.sbatch(sbatch_args(spec), script, spec.env)
+                f.write(text)
+            slurm_id = slurm_cli.sbatch(args, script, env)
         except OSError as exc:
             if isinstance(exc, SlurmUnreachable):
                 raise
             raise SubmitError(str(exc) if isinstance(exc, SlurmError) else f"cannot submit: {exc}") from None
         with self._lock:
-            self._watched.add(slurm_id)
             self._interval = self.min_interval  # something changed: look again soon
+        return slurm_id
+
+    def _handle(self, spec: JobSpec, slurm_id: str) -> Handle:
+        with self._lock:
+            self._watched.add(slurm_id)
         return {
             "slurm": slurm_id, "run": spec.run_id, "at": time.time(), "exit": spec.exit_path,
             "out": spec.out_path, "err": spec.err_path,
@@ -168,7 +212,7 @@ class SlurmBackend(Backend):
             self._watched.update(ids)
             if not force and time.monotonic() - self._taken < self._interval:
                 return self._rows, self._taken_wall
-            watched = sorted(self._watched, key=int)
+            watched = sorted(self._watched, key=_id_order)
         wall = time.time()
         try:
             rows = slurm_cli.squeue(watched)
@@ -318,12 +362,29 @@ class SlurmBackend(Backend):
 
 def batch_script(spec: JobSpec, grace: float) -> str:
     """The batch script of ``spec``: the supervisor's own text, run with the job's arguments."""
-    limit = f"{spec.timeout:.3f}" if spec.timeout else "0"
-    args = [spec.job_id, spec.exit_path, spec.run_id, str(grace), "1" if spec.keep_leftovers else "0",
-            sys.executable, limit, "", spec.exit_path, *spec.argv]  # fmt: skip
-    body = _supervisor_text()
     header = f"#!/bin/sh\n# nodejobs job {spec.job_id} (run {spec.run_id}), by nodejobs' Slurm backend\n"
-    return f"{header}set -- {shlex.join(args)}\n{body}"
+    return f"{header}set -- {shlex.join(_supervisor_args(spec, grace))}\n{_supervisor_text()}"
+
+
+def array_script(specs: Sequence[JobSpec], grace: float) -> str:
+    """The batch script of an array: task N sets job N's arguments, environment and logs, then runs the
+    supervisor's own text as one job's script does."""
+    lines = [f"#!/bin/sh\n# nodejobs array of {len(specs)} jobs, by nodejobs' Slurm backend",
+             'case "${SLURM_ARRAY_TASK_ID:-}" in']  # fmt: skip
+    for i, spec in enumerate(specs):
+        own = [k for k in PER_JOB_ENV if k in spec.env]
+        exports = "".join(f"{k}={shlex.quote(spec.env[k])}; export {k}; " for k in own)
+        files = f"nodejobs_out={shlex.quote(spec.out_path)}; nodejobs_err={shlex.quote(spec.err_path)}"
+        lines.append(f"{i}) {files}; {exports}set -- {shlex.join(_supervisor_args(spec, grace))} ;;")
+    lines.append('*) echo "nodejobs: no task ${SLURM_ARRAY_TASK_ID:-} in this array" >&2; exit 125 ;;')
+    lines += ["esac", 'exec >>"$nodejobs_out" 2>>"$nodejobs_err"']
+    return "\n".join(lines) + "\n" + _supervisor_text()
+
+
+def _supervisor_args(spec: JobSpec, grace: float) -> list[str]:
+    limit = f"{spec.timeout:.3f}" if spec.timeout else "0"
+    return [spec.job_id, spec.exit_path, spec.run_id, str(grace), "1" if spec.keep_leftovers else "0",
+            sys.executable, limit, "", spec.exit_path, *spec.argv]  # fmt: skip
 
 
 @functools.cache
@@ -335,11 +396,24 @@ def _supervisor_text() -> str:
 def sbatch_args(spec: JobSpec) -> list[str]:
     """sbatch's options for ``spec``: names, files, directory, resources, dependency and start time.
     ``on_end`` is not passed: what runs on a compute node never touches the database."""
-    args = [
+    return [
         f"--job-name={spec.job_id}", f"--comment=nodejobs {spec.job_id} run {spec.run_id}",
-        f"--output={spec.out_path}", f"--error={spec.err_path}", "--open-mode=append",
-        f"--chdir={spec.cwd}", "--export=ALL",
+        f"--output={spec.out_path}", f"--error={spec.err_path}", *shared_args(spec),
     ]  # fmt: skip
+
+
+def array_args(specs: Sequence[JobSpec]) -> list[str]:
+    """sbatch's options that make ``specs`` one array (each task's script writes its own logs)."""
+    first, last = specs[0].job_id, specs[-1].job_id
+    name = os.path.commonprefix([first, last]).rstrip("-_") or first  # noqa: RUF071 -- ids, not paths
+    return [f"--array=0-{len(specs) - 1}", f"--job-name={name}",
+            f"--comment=nodejobs array of {len(specs)}: {first} .. {last}", "--output=/dev/null",
+            "--error=/dev/null"]  # fmt: skip
+
+
+def shared_args(spec: JobSpec) -> list[str]:
+    """sbatch's options that jobs alike (a sweep) share: directory, resources, dependency, start time."""
+    args = ["--open-mode=append", f"--chdir={spec.cwd}", "--export=ALL"]
     options = spec.options
     for key, flag in RESOURCE_FLAGS.items():
         if options.get(key) is not None:
@@ -350,6 +424,18 @@ def sbatch_args(spec: JobSpec) -> list[str]:
         args.append(f"--begin=now+{max(0, math.ceil(options['begin'] - time.time()))}")
     args.extend(options.get("slurm_opts") or ())
     return args
+
+
+def _array_key(spec: JobSpec) -> str:
+    """What jobs of one array must share: everything but their command, id, run and files."""
+    env = {k: v for k, v in spec.env.items() if k not in PER_JOB_ENV}
+    shared = [spec.cwd, spec.options, env, spec.keep_leftovers, spec.timeout]
+    return json.dumps(shared, sort_keys=True, default=str)
+
+
+def _id_order(slurm_id: str) -> tuple[int, ...]:
+    """Slurm ids in their order: ``123`` and array tasks ``123_4``."""
+    return tuple(int(part) for part in slurm_id.split("_") if part.isdigit())
 
 
 def side_files(exit_path: str) -> list[str]:

@@ -131,7 +131,7 @@ def squeue(ids: Sequence[str]) -> dict[str, QueueRow]:
     job some minutes after its end)."""
     if not ids:
         return {}
-    done = run("squeue", ["-h", "--states=all", "-j", ",".join(ids), "-o", "%i|%T|%r"])
+    done = run("squeue", ["-h", "-r", "--states=all", "-j", ",".join(ids), "-o", "%i|%T|%r"])
     if done.returncode != 0:
         if "Invalid job id" in done.stderr:  # only for a single id it no longer knows
             return {}

@@ -168,3 +168,24 @@ def test_observing_many_jobs_asks_squeue_at_most_once_per_interval(sjobs, tmp_pa
     assert slurm_cli.calls.total("squeue") - before <= 1
     go.touch()
     sjobs.wait_all(ids, LONG)
+
+
+def test_a_sweep_is_one_array_submission_with_each_jobs_own_record_logs_and_exit_code(sjobs, tmp_path):
+    before = slurm_cli.calls.total("sbatch")
+    go = tmp_path / "go"
+    sweep = sjobs.map(f"{gate(go)}; echo n={{n}}; exit {{code}}", [{"n": i, "code": i % 3} for i in range(6)],
+                      prefix="arr", cpus=1)  # fmt: skip
+    assert slurm_cli.calls.total("sbatch") - before == 1  # one controller call for the whole sweep
+    assert {r.status for r in sweep.values()} == {"pending"} and sweep["arr-n1-code1"].tag_values["n"] == 1
+    tasks = [sjobs.lifecycle.handle(r)["slurm"] for r in sweep.values()]
+    assert len({t.split("_")[0] for t in tasks}) == 1 and [t.split("_")[1] for t in tasks] == list("012345")
+    stopped = sjobs.stop("arr-n5-code2")  # one task of the array, still waiting for the gate or a CPU
+    assert stopped.status == "stopped"
+    go.touch()
+    done = sjobs.wait_all([i for i in sweep if i != "arr-n5-code2"], LONG)
+    assert {i: (r.status, r.exit_code) for i, r in done.items()} == {
+        "arr-n0-code0": ("finished", 0), "arr-n1-code1": ("failed", 1), "arr-n2-code2": ("failed", 2),
+        "arr-n3-code0": ("finished", 0), "arr-n4-code1": ("failed", 1)}  # fmt: skip
+    assert [sjobs.job_logs(i)[0] for i in done] == [f"n={i}\n" for i in range(5)]
+    assert sjobs.rerun("arr-n1-code1").status == "pending"  # a task reruns as a job of its own
+    assert (sjobs.wait("arr-n1-code1", LONG).exit_code, sjobs.job_logs("arr-n1-code1")[0]) == (1, "n=1\n")
