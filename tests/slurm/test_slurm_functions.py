@@ -26,7 +26,7 @@ def explode(message):
 
 def test_a_value_and_an_exception_come_back_from_slurm(sjobs):
     record = sjobs.submit(square, 7)
-    assert record.backend == "slurm" and record.command == "square(...)"
+    assert record.backend == "slurm" and record.command.endswith("square(...)")
     assert sjobs.result(record.self_id, timeout=LONG) == 49
     assert sjobs.job_logs(record.self_id)[0] == "squaring 7\n"
     failed = sjobs.submit(explode, "on the cluster")
