@@ -88,6 +88,9 @@ ERR_SUFFIX = "_errors.txt"
 EXIT_SUFFIX = ".exit"
 SCRIPT_SUFFIX = "_script"
 PENDING_SUFFIX = "_pending.json"
+# Files backends keep beside a job's exit file: the time limit's marks, and a Slurm job's batch script,
+# go/no-go files and cancel note (backends/slurm_script.py SIDE_SUFFIXES).
+EXIT_SIDE_SUFFIXES = (".started", ".timeout", ".sbatch", ".go", ".nogo", ".cancel")
 
 
 def _to_sql(key: str, value: Any) -> Any:
@@ -415,8 +418,11 @@ class JobDB:
         record = self.get(job_id)
         if record is None:
             return
-        for path in (*self.log_paths(record), self.exit_path(record), self.pending_path(record)):
+        exit_path = self.exit_path(record)
+        for path in (*self.log_paths(record), exit_path, self.pending_path(record)):
             logs.remove_if_exists(path)
+        for suffix in EXIT_SIDE_SUFFIXES:
+            logs.remove_if_exists(exit_path + suffix)
         for extension in (".sh", ".py"):
             logs.remove_if_exists(self.script_path(job_id, extension))
         for path in files_of(record.call, self.logdir) if record.call else ():  # a function job's

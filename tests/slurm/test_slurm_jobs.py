@@ -3,6 +3,7 @@ times, group limits, resources, refusals — the same records as on the local ba
 
 from __future__ import annotations
 
+import os
 import subprocess
 
 import pytest
@@ -189,3 +190,15 @@ def test_a_sweep_is_one_array_submission_with_each_jobs_own_record_logs_and_exit
     assert [sjobs.job_logs(i)[0] for i in done] == [f"n={i}\n" for i in range(5)]
     assert sjobs.rerun("arr-n1-code1").status == "pending"  # a task reruns as a job of its own
     assert (sjobs.wait("arr-n1-code1", LONG).exit_code, sjobs.job_logs("arr-n1-code1")[0]) == (1, "n=1\n")
+
+
+def test_rm_removes_a_slurm_jobs_script_go_file_and_marks(sjobs):
+    from nodejobs.backends.slurm_script import SIDE_SUFFIXES
+    from nodejobs.jobdb import EXIT_SIDE_SUFFIXES
+
+    assert set(SIDE_SUFFIXES) <= set(EXIT_SIDE_SUFFIXES)
+    sjobs.wait(sjobs.run("echo x", "tidy").self_id, LONG)
+    logs = sjobs.jobdb.logdir
+    assert {"tidy.exit.sbatch", "tidy.exit.go", "tidy.exit.started"} <= set(os.listdir(logs))
+    sjobs.remove("tidy")
+    assert [name for name in os.listdir(logs) if name.startswith("tidy")] == []
