@@ -176,29 +176,22 @@ class SlurmBackend(Backend):
     # -- observing ---------------------------------------------------------------------------------
 
     def observe(self, handles: Sequence[Handle]) -> list[Observation]:
-        seen: list[Observation | None] = []
-        ask: list[Handle] = []
-        for handle in handles:
-            ended = _exit_observation(handle)
-            seen.append(ended)
-            if ended is None or _needs_why(ended, handle):
-                ask.append(handle)
+        seen: list[Observation | None] = [_exit_observation(h) for h in handles]
+        ask = [i for i, (h, o) in enumerate(zip(handles, seen)) if o is None or _needs_why(o, h)]
         if not ask:
             return seen  # type: ignore[return-value]
-        rows, taken = self._queue([h["slurm"] for h in ask])
-        forgotten: list[Handle] = []
-        for i, handle in enumerate(handles):
-            if handle in ask:
-                row = rows.get(handle["slurm"])
-                if row is None and handle.get("at", 0) < taken - 1:
-                    forgotten.append(handle)
-                else:
-                    seen[i] = self._from_row(handle, row, seen[i])
+        rows, taken = self._queue([handles[i]["slurm"] for i in ask])
+        forgotten: list[int] = []
+        for i in ask:
+            row = rows.get(handles[i]["slurm"])
+            if row is None and handles[i].get("at", 0) < taken - 1:
+                forgotten.append(i)
+            else:
+                seen[i] = self._from_row(handles[i], row, seen[i])
         if forgotten:
-            looked = self._forgotten(forgotten)
-            for i, handle in enumerate(handles):
-                if handle in forgotten:
-                    seen[i] = looked[handle["slurm"]]
+            looked = self._forgotten([handles[i] for i in forgotten])
+            for i in forgotten:
+                seen[i] = looked[handles[i]["slurm"]]
         never = [h for h, o in zip(handles, seen) if o is not None and o.reason == NEVER_SATISFIED]
         if never:
             self._never_start(never, "dependency")
@@ -236,8 +229,7 @@ class SlurmBackend(Backend):
             if row is None or not is_final(row.state):
                 return ended
             why = end_of(row.state, ended.exit_code)
-            return Observation(ENDED, ended.exit_code, ended.ended_at, True, why.reason or ended.reason,
-                               ended.cpu_time, why.timed_out)  # fmt: skip
+            return replace(ended, reason=why.reason or ended.reason, timed_out=why.timed_out)
         if row is None or row.state == "PENDING" or not (is_running(row.state) or is_final(row.state)):
             if started_at is not None:
                 return Observation(RUNNING, started_at=started_at)
