@@ -147,29 +147,7 @@ class Lifecycle:
     def start_claimed(self, record: JobRecord, launch: Launch, settle: bool = True) -> JobRecord:
         """Start the run of ``record``, already stored as ``starting`` by this process (e.g. the queue);
         ``settle``: wait up to the startup window for an immediate failure (the queue does not)."""
-        try:
-            return self._start(record, launch, settle)
-        except BaseException as exc:  # e.g. KeyboardInterrupt: never leave it "starting" if not launched
-            fields = {"reason": f"the start was interrupted ({exc!r})", "ended_at": now()}
-            try:
-                self._move(record, S.c_starting, S.c_failed_start, fields)
-            except Exception:
-                log.exception("job %s: cannot record the interrupted start", record.self_id)
-            raise
-
-    def _start(self, record: JobRecord, launch: Launch, settle: bool = True) -> JobRecord:
-        backend = self.backend_for(record.backend or "local")
-        spec = self._spec(record, launch)
-        if not isinstance(spec, JobSpec):
-            return spec
-        try:
-            handle = backend.submit(spec)
-        except SubmitError as exc:
-            return self.fail_start(record, str(exc))
-        except BackendError as exc:  # e.g. a cluster's controller unreachable: recorded, and raised
-            self.fail_start(record, str(exc))
-            raise
-        return self._submitted(record, backend, handle, settle)
+        return self.start_many([(record, launch)], settle)[0]
 
     def run_many(self, items: Sequence[tuple[str | Sequence[str], str, dict[str, Any]]]) -> list[JobRecord]:
         """``run`` of many ``(command, job_id, options)`` at once (``start_many``); all are checked
@@ -187,12 +165,12 @@ class Lifecycle:
             raise
         return self.start_many(claimed)
 
-    def start_many(self, pairs: Sequence[tuple[JobRecord, Launch]]) -> list[JobRecord]:
+    def start_many(self, pairs: Sequence[tuple[JobRecord, Launch]], settle: bool = False) -> list[JobRecord]:
         """Start the runs of claimed ``starting`` records of one backend together (``submit_many``: e.g.
-        one Slurm array); their records as they are then, in order."""
+        one Slurm array); their records as they are then, in order. ``settle``: as ``start_claimed``."""
         out: dict[str, JobRecord] = {}
-        ready: list[tuple[JobRecord, JobSpec]] = []
         try:
+            ready: list[tuple[JobRecord, JobSpec]] = []
             for record, launch in pairs:
                 spec = self._spec(record, launch)
                 if isinstance(spec, JobSpec):
@@ -203,22 +181,28 @@ class Lifecycle:
                 backend = self.backend_for(ready[0][0].backend or "local")
                 try:
                     handles = backend.submit_many([spec for _, spec in ready])
-                except BackendError as exc:  # refused as a whole (e.g. the controller is unreachable)
+                except BackendError as exc:  # refused as a whole (e.g. a cluster's controller unreachable)
                     for record, _ in ready:
-                        self.fail_start(record, str(exc))
+                        out[record.self_id] = self.fail_start(record, str(exc))
                     raise
                 for (record, _), handle in zip(ready, handles):
                     if isinstance(handle, SubmitError):
                         out[record.self_id] = self.fail_start(record, str(handle))
                     else:
-                        out[record.self_id] = self._submitted(record, backend, handle, settle=False)
-        except BaseException as exc:  # never leave one "starting" if it was not launched
+                        out[record.self_id] = self._submitted(record, backend, handle, settle)
+        except BaseException as exc:  # e.g. KeyboardInterrupt: never leave one "starting" if not launched
             for record, _ in pairs:
                 if record.self_id not in out:
-                    fields = {"reason": f"the start was interrupted ({exc!r})", "ended_at": now()}
-                    self._move(record, S.c_starting, S.c_failed_start, fields)
+                    self._interrupted(record, exc)
             raise
         return [out[record.self_id] for record, _ in pairs]
+
+    def _interrupted(self, record: JobRecord, exc: BaseException) -> None:
+        fields = {"reason": f"the start was interrupted ({exc!r})", "ended_at": now()}
+        try:
+            self._move(record, S.c_starting, S.c_failed_start, fields)
+        except Exception:
+            log.exception("job %s: cannot record the interrupted start", record.self_id)
 
     def _spec(self, record: JobRecord, launch: Launch) -> JobSpec | JobRecord:
         """What the backend is to run for ``record``, or its ``failed_start`` record if it cannot start."""
