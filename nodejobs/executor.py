@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future, InvalidStateError
+from concurrent.futures import wait as futures_wait
 from typing import TYPE_CHECKING, Any
 
 from . import callfile as calls
@@ -51,9 +52,10 @@ class JobFuture(Future):
             if record is None or record.status != S.c_queued:
                 return False
             record = self._jobs.stop(self.job_id)
-            if record is None or record.status != S.c_stopped:
+            if record is None or record.status != S.c_stopped or not super().cancel():
                 return False
-            return super().cancel()
+            self.set_running_or_notify_cancel()  # wakes wait() and as_completed(), as an executor must
+            return True
         finally:
             self._cancelling = False
 
@@ -152,8 +154,7 @@ class JobExecutor(Executor):
                 future.cancel()
         self._wake.set()
         if wait:
-            for future in pending:
-                future.exception()  # waits; never raises the call's exception
+            futures_wait(pending)  # a cancelled future counts as done; no call's exception is raised
 
     def _watch(self) -> None:
         """Complete each future when its job ends (the watcher thread)."""

@@ -304,6 +304,20 @@ def test_executor_map_timeout_cancels_what_has_not_started(jobs, tmp_path):
     executor.shutdown(wait=True)
 
 
+def test_shutdown_waits_past_a_cancelled_future(jobs, tmp_path):
+    gate = tmp_path / "gate"
+    jobs.set_limit("one", 1)
+    executor = jobs.executor(group="one")
+    blocker = executor.submit(wait_for, str(gate), "done")
+    queued = executor.submit(square, 2)
+    assert queued.cancel()
+    assert concurrent.futures.wait([queued], timeout=TIMEOUT).done == {queued}
+    assert list(concurrent.futures.as_completed([queued], timeout=TIMEOUT)) == [queued]
+    gate.touch()
+    executor.shutdown(wait=True)  # the cancelled future may still be listed as pending
+    assert blocker.result(timeout=0) == "done" and queued.cancelled()
+
+
 def test_a_new_process_gets_the_result_of_a_job_submitted_by_another(jobs, db_path):
     jobs.submit(square, 12)
     with Jobs(db_path, reaper=False) as later:
