@@ -60,6 +60,16 @@ class Kernel:
             self.manager.shutdown_kernel(now=True)
 
 
+def preloaded_ipython_dir(ipython_dir, db_path):
+    """An IPython directory whose kernels load the extension on ``db_path`` at start (``ipython_dir``)."""
+    profile = ipython_dir / "profile_default"
+    profile.mkdir(parents=True)
+    (profile / "ipython_kernel_config.py").write_text(
+        f'c.InteractiveShellApp.extensions = ["nodejobs_magics"]\nc.JobMagics.db_path = {db_path!r}\n'
+    )
+    return ipython_dir
+
+
 @pytest.fixture
 def kernels(tmp_path):
     started = []
@@ -172,12 +182,7 @@ def test_a_job_outlives_a_killed_kernel_and_the_next_kernel_finds_how_it_ended(
     assert record.status == "running" and pid_alive(record.last_pid)
     gate.touch()  # the job ends while no kernel is running
 
-    profile = tmp_path / "ipython2" / "profile_default"
-    profile.mkdir(parents=True)
-    (profile / "ipython_kernel_config.py").write_text(
-        f'c.InteractiveShellApp.extensions = ["nodejobs_magics"]\nc.JobMagics.db_path = {db_path!r}\n'
-    )
-    second = kernels(tmp_path / "ipython2")
+    second = kernels(preloaded_ipython_dir(tmp_path / "ipython2", db_path))
     found = second.run(
         "r = %job wait survivor --timeout 30\nprint(r.status, r.exit_code)\n%job logs survivor"
     )

@@ -8,7 +8,7 @@ import signal
 import pytest
 from polling import wait_until
 from slurm_cluster import gate, require_cluster
-from test_kernel import Kernel
+from test_kernel import Kernel, preloaded_ipython_dir
 
 from nodejobs import Jobs
 
@@ -51,12 +51,7 @@ def test_jobs_submitted_to_slurm_by_a_killed_kernel_are_found_ended_by_the_next(
                    interval=0.1, message="its exit file")  # fmt: skip
     finally:
         observer.close()
-    profile = tmp_path / "ipython2" / "profile_default"
-    profile.mkdir(parents=True)
-    (profile / "ipython_kernel_config.py").write_text(
-        f'c.InteractiveShellApp.extensions = ["nodejobs_magics"]\nc.JobMagics.db_path = {db_path!r}\n'
-    )
-    second = kernels(tmp_path / "ipython2")
+    second = kernels(preloaded_ipython_dir(tmp_path / "ipython2", db_path))
     found = second.run(
         "r = %job wait survivor child --timeout 90\n"
         "print([(i, x.status, x.exit_code) for i, x in r.items()])\n%job logs survivor",
