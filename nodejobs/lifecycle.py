@@ -79,6 +79,9 @@ class Lifecycle:
         self.backend_for = backend_for  # backend name -> the instance observing that backend's jobs
         self.startup_window = startup_window
         self.on_end = on_end  # a command every job's backend runs after the job ended (the queue's)
+        # run id -> why: starts this process gave up but could not record (e.g. a full disk); their
+        # records say "starting" until a refresh can write the end, which needs no waiting for them
+        self._abandoned: dict[str, str] = {}
 
     # -- starting ----------------------------------------------------------------------------------
 
@@ -198,9 +201,15 @@ class Lifecycle:
         return [out[record.self_id] for record, _ in pairs]
 
     def _interrupted(self, record: JobRecord, exc: BaseException) -> None:
-        fields = {"reason": f"the start was interrupted ({exc!r})", "ended_at": now()}
+        """A start that raised: ``failed_start`` if its run was never recorded (so never let go); one
+        recorded and let go is left to what its backend observes. Either way no wait for it."""
+        reason = f"the start was interrupted ({exc!r})"
+        self._abandoned[record.run_id] = reason
         try:
-            self._move(record, S.c_starting, S.c_failed_start, fields)
+            current = self.job_db.get(record.self_id)
+            if current is None or current.run_id != record.run_id or self.handle(current) is None:
+                self._move(record, S.c_starting, S.c_failed_start, {"reason": reason, "ended_at": now()})
+                self._abandoned.pop(record.run_id, None)
         except Exception:
             log.exception("job %s: cannot record the interrupted start", record.self_id)
 
@@ -366,6 +375,7 @@ class Lifecycle:
         if status == S.c_starting and seen.state != HELD and not self._launcher_alive(record):
             new = S.c_pending if seen.state == PENDING else S.c_running  # released by a launcher that died
             moved = self._move(record, S.c_starting, new)
+            self._abandoned.pop(record.run_id, None)
         elif status == S.c_pending and seen.state == RUNNING:
             fields = {"started_at": seen.started_at or now(), "reason": None}
             moved = self._move(record, status, S.c_running, fields)
@@ -410,7 +420,7 @@ class Lifecycle:
 
     def _launcher_alive(self, record: JobRecord) -> bool:
         """Whether the process that started ``record`` may still complete its start."""
-        if not host.same_boot(record) or not host.launcher_alive(record):
+        if record.run_id in self._abandoned or not host.same_boot(record) or not host.launcher_alive(record):
             return False
         age = (now() - record.started_at).total_seconds() if record.started_at else float("inf")
         return age < START_TIMEOUT
@@ -419,7 +429,9 @@ class Lifecycle:
         """A record whose run has no handle yet: if its launcher is gone, it never will have one."""
         if record.status not in (S.c_starting, S.c_stopping) or self._launcher_alive(record):
             return record
-        if not host.same_boot(record):
+        if record.run_id in self._abandoned:
+            reason = self._abandoned[record.run_id]
+        elif not host.same_boot(record):
             reason = "the machine restarted while the job was active"
         elif host.launcher_alive(record):
             reason = f"the start did not complete within {START_TIMEOUT:.0f} s"
@@ -427,6 +439,7 @@ class Lifecycle:
             reason = LAUNCHER_LOST_REASON
         new = S.c_stopped if record.status == S.c_stopping else S.c_failed_start
         self._move(record, record.status, new, {"reason": reason, "ended_at": now()})
+        self._abandoned.pop(record.run_id, None)
         return self.job_db.get(record.self_id)  # type: ignore[return-value]
 
     def _on_end(self, job_id: str, run_id: str | None) -> None:
