@@ -48,7 +48,7 @@ _DDL = (
         f"{q(name)} {_SQL_TYPES[kind]}{' PRIMARY KEY' if name == 'self_id' else ''}"
         for name, kind in JobRecord._types.items()
     )
-    + ")",
+    + ", seq INTEGER)",  # seq: the change counter's number of the row's last change
     "CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status)",
     "CREATE TABLE IF NOT EXISTS limits (name TEXT PRIMARY KEY, n INTEGER)",
 )
@@ -170,11 +170,23 @@ class JobDB:
             hint = "" if os.access(self.db_path, os.W_OK) else " (the directory is not writable)"
             raise DatabaseError(f"cannot open job database {self.db_file}: {exc}{hint}") from exc
 
-    def _add_missing_columns(self) -> None:
+    def _missing_columns(self) -> dict[str, type]:
         present = {row[1] for row in self._conn.execute("PRAGMA table_info(jobs)")}
-        for name, kind in {**JobRecord._types, "seq": int}.items():
-            if name not in present:
+        return {name: kind for name, kind in {**JobRecord._types, "seq": int}.items() if name not in present}
+
+    def _add_missing_columns(self) -> None:
+        """Bring a table of an earlier version up to date; in one write transaction, looking again inside
+        it, since another process may be opening the same database for the first time too."""
+        if not self._missing_columns():
+            return
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            for name, kind in self._missing_columns().items():
                 self._conn.execute(f"ALTER TABLE jobs ADD COLUMN {q(name)} {_SQL_TYPES[kind]}")
+            self._conn.execute("COMMIT")
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
 
     def _execute(self, sql: str, params: Iterable[Any] = ()) -> list[tuple]:
         try:

@@ -438,7 +438,12 @@ class Lifecycle:
         else:
             reason = LAUNCHER_LOST_REASON
         new = S.c_stopped if record.status == S.c_stopping else S.c_failed_start
-        self._move(record, record.status, new, {"reason": reason, "ended_at": now()})
+        fields = {"reason": reason, "ended_at": now()}
+        try:
+            self._move(record, record.status, new, fields)
+        except DatabaseError as exc:  # e.g. disk full: report the end now, record it when writing works
+            log.warning("job %s never started but its record cannot be updated: %s", record.self_id, exc)
+            return JobRecord.trusted({**record, **fields, "status": new})
         self._abandoned.pop(record.run_id, None)
         return self.job_db.get(record.self_id)  # type: ignore[return-value]
 

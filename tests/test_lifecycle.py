@@ -152,6 +152,9 @@ def test_a_start_that_cannot_be_recorded_never_runs_and_a_stop_does_not_wait_for
         fake_jobs.run("sleep 100", "a")
     assert fake_jobs.jobdb.get("a").status == "starting"  # nothing could be written
     assert all(job.state == "ended" and not job.started for job in cluster.jobs.values())  # let go unrun
+    assert len(fake_jobs.list_status()) == 1  # a listing works while the end cannot be recorded
+    assert fake_jobs.get_status("a").status == "failed_start"  # and the job reports its end
+    assert fake_jobs.jobdb.get("a").status == "starting"
     writes.heal()  # room again: the same process records the end at once, never waits out the start
     record = fake_jobs.stop("a", grace=1)
     assert (record.status, record.reason) == ("failed_start", f"the start was interrupted ({full!r})")
