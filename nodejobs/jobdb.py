@@ -42,13 +42,14 @@ def q(name: str) -> str:
 _FIELDS = ", ".join(q(n) for n in COLUMNS)
 _SELECT = f"SELECT {_FIELDS} FROM jobs"
 _ORDER = "ORDER BY coalesce(started_at, submitted_at), rowid"
+_COLUMNS = {**JobRecord._types, "seq": int}  # seq: the change counter's number of the row's last change
 _DDL = (
     "CREATE TABLE IF NOT EXISTS jobs ("
     + ", ".join(
         f"{q(name)} {_SQL_TYPES[kind]}{' PRIMARY KEY' if name == 'self_id' else ''}"
-        for name, kind in JobRecord._types.items()
+        for name, kind in _COLUMNS.items()
     )
-    + ", seq INTEGER)",  # seq: the change counter's number of the row's last change
+    + ")",
     "CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status)",
     "CREATE TABLE IF NOT EXISTS limits (name TEXT PRIMARY KEY, n INTEGER)",
 )
@@ -172,7 +173,7 @@ class JobDB:
 
     def _missing_columns(self) -> dict[str, type]:
         present = {row[1] for row in self._conn.execute("PRAGMA table_info(jobs)")}
-        return {name: kind for name, kind in {**JobRecord._types, "seq": int}.items() if name not in present}
+        return {name: kind for name, kind in _COLUMNS.items() if name not in present}
 
     def _add_missing_columns(self) -> None:
         """Bring a table of an earlier version up to date; in one write transaction, looking again inside

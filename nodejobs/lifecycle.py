@@ -353,9 +353,8 @@ class Lifecycle:
         fields["ended_at"] = ended_at
         try:
             folded = self._move(record, status, new, fields)
-        except DatabaseError as exc:  # e.g. disk full: report the end now, record it when writing works
-            log.warning("job %s ended but its record cannot be updated: %s", record.self_id, exc)
-            return JobRecord.trusted({**record, **fields, "status": new})
+        except DatabaseError as exc:
+            return self._unrecorded(record, new, fields, exc)
         if folded:
             backend_forget = getattr(backend, "forget", None)
             if backend_forget is not None:
@@ -441,11 +440,17 @@ class Lifecycle:
         fields = {"reason": reason, "ended_at": now()}
         try:
             self._move(record, record.status, new, fields)
-        except DatabaseError as exc:  # e.g. disk full: report the end now, record it when writing works
-            log.warning("job %s never started but its record cannot be updated: %s", record.self_id, exc)
-            return JobRecord.trusted({**record, **fields, "status": new})
+        except DatabaseError as exc:
+            return self._unrecorded(record, new, fields, exc)
         self._abandoned.pop(record.run_id, None)
         return self.job_db.get(record.self_id)  # type: ignore[return-value]
+
+    @staticmethod
+    def _unrecorded(record: JobRecord, new: str, fields: dict, exc: DatabaseError) -> JobRecord:
+        """An end that cannot be written now (e.g. disk full): reported as it is; the next refresh that
+        can write records it."""
+        log.warning("job %s ended (%s) but its record cannot be updated: %s", record.self_id, new, exc)
+        return JobRecord.trusted({**record, **fields, "status": new})
 
     def _on_end(self, job_id: str, run_id: str | None) -> None:
         record = self.job_db.get(job_id)

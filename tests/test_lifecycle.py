@@ -128,26 +128,23 @@ def test_stop_during_another_threads_start_returns_the_final_record(db_path, clu
     assert all(job.state == "ended" and not job.started for job in cluster.jobs.values())  # it never ran
 
 
-class FailingWrites:
-    """Makes ``jobdb.update_run`` raise ``error`` for writes that ``when(old, fields, new)`` picks."""
+def fail_writes(monkeypatch, jobdb, error, when):
+    """Make ``jobdb.update_run`` raise ``error`` for the writes ``when(old, new)`` picks (until undone)."""
+    real = jobdb.update_run
 
-    def __init__(self, jobdb, error, when):
-        self.jobdb, self.error, self.when = jobdb, error, when
-        self.real = jobdb.update_run
-        jobdb.update_run = self
+    def update_run(job_id, run_id, old, fields, new=None):
+        if when(old, new):
+            raise error
+        return real(job_id, run_id, old, fields, new)
 
-    def __call__(self, job_id, run_id, old, fields, new=None):
-        if self.when(old, fields, new):
-            raise self.error
-        return self.real(job_id, run_id, old, fields, new)
-
-    def heal(self):
-        self.jobdb.update_run = self.real
+    monkeypatch.setattr(jobdb, "update_run", update_run)
 
 
-def test_a_start_that_cannot_be_recorded_never_runs_and_a_stop_does_not_wait_for_it(fake_jobs, cluster):
+def test_a_start_that_cannot_be_recorded_never_runs_and_a_stop_does_not_wait_for_it(
+    fake_jobs, cluster, monkeypatch
+):
     full = DatabaseError("job database jobs.db: database or disk is full")
-    writes = FailingWrites(fake_jobs.jobdb, full, lambda old, fields, new: old == "starting")
+    fail_writes(monkeypatch, fake_jobs.jobdb, full, lambda old, new: old == "starting")
     with pytest.raises(DatabaseError, match="disk is full"):
         fake_jobs.run("sleep 100", "a")
     assert fake_jobs.jobdb.get("a").status == "starting"  # nothing could be written
@@ -155,16 +152,16 @@ def test_a_start_that_cannot_be_recorded_never_runs_and_a_stop_does_not_wait_for
     assert len(fake_jobs.list_status()) == 1  # a listing works while the end cannot be recorded
     assert fake_jobs.get_status("a").status == "failed_start"  # and the job reports its end
     assert fake_jobs.jobdb.get("a").status == "starting"
-    writes.heal()  # room again: the same process records the end at once, never waits out the start
+    monkeypatch.undo()  # room again: the same process records the end at once, never waits out the start
     record = fake_jobs.stop("a", grace=1)
     assert (record.status, record.reason) == ("failed_start", f"the start was interrupted ({full!r})")
 
 
-def test_a_start_interrupted_after_its_run_was_let_go_is_followed_not_failed(fake_jobs, cluster):
-    writes = FailingWrites(fake_jobs.jobdb, KeyboardInterrupt(), lambda old, fields, new: new == "running")
+def test_a_start_interrupted_after_its_run_was_let_go_is_followed_not_failed(fake_jobs, cluster, monkeypatch):
+    fail_writes(monkeypatch, fake_jobs.jobdb, KeyboardInterrupt(), lambda old, new: new == "running")
     with pytest.raises(KeyboardInterrupt):
         fake_jobs.run("sleep 100", "a")
-    writes.heal()
+    monkeypatch.undo()
     assert fake_jobs.get_status("a").status == "running"  # its backend runs it: observed, not failed_start
     cluster.finish(handle_of(fake_jobs, "a"), 0)
     assert (fake_jobs.get_status("a").status, fake_jobs.get_status("a").exit_code) == ("finished", 0)
