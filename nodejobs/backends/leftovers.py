@@ -9,10 +9,11 @@ runs it to end a job that ran out of time, sparing the supervisor, which records
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 
-from .local_procs import close_all, find_members, terminate
+from .local_procs import end_all, find_members
 
 log = logging.getLogger(__name__)
 
@@ -20,13 +21,9 @@ log = logging.getLogger(__name__)
 def main(argv: list[str]) -> int:
     group, run_id, grace, exit_code = int(argv[0]), argv[1], float(argv[2]), int(argv[3])
     spare = [int(argv[4])] if len(argv) > 4 else []
-    members = find_members(run_id, group=group, spare=spare)
-    try:
-        survivors = terminate(members, grace)
-        if survivors:
-            log.warning("run %s: %d process(es) survived SIGKILL", run_id, len(survivors))
-    finally:
-        close_all(members)
+    finder = functools.partial(find_members, run_id, group=group, spare=spare)
+    if not end_all([finder], grace)[0]:
+        log.warning("run %s: process(es) survived SIGKILL", run_id)
     return exit_code
 
 

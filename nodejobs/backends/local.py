@@ -13,6 +13,7 @@ its program ends is ended by the supervisor (``leftovers``), and by ``cancel``.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -44,7 +45,7 @@ from .base import (
     SubmitError,
     Usage,
 )
-from .local_procs import close_all, find_members, terminate
+from .local_procs import Member, end_all, find_members
 from .local_usage import UsageMeter
 from .reaper import Reaper
 
@@ -242,24 +243,7 @@ class LocalBackend(Backend):
     # -- ending ------------------------------------------------------------------------------------
 
     def cancel(self, handles: Sequence[Handle], grace: float) -> list[bool]:
-        found = []
-        for handle in handles:
-            sup_pid, sup_start = handle["supervisor"]
-            members = find_members(
-                handle.get("run"),
-                roots=[(sup_pid, sup_start), tuple(handle["pid"])],
-                group=sup_pid,
-                boot=handle.get("boot"),
-                spare=[sup_pid],  # left alive to record the exit code
-            )
-            found.append(members)
-        try:
-            everyone = [m for members in found for m in members]
-            survivors = {m.pid for m in terminate(everyone, grace)}
-        finally:
-            for members in found:
-                close_all(members)
-        ended = [not any(m.pid in survivors for m in members) for members in found]
+        ended = end_all([functools.partial(_members_of, handle) for handle in handles], grace)
         for handle, gone in zip(handles, ended):
             if gone:
                 self._await_exit_record(handle, max(grace, 1.0))
@@ -339,6 +323,18 @@ class LocalBackend(Backend):
     def close(self) -> None:
         if self._reaper is not None:
             self._reaper.close()
+
+
+def _members_of(handle: Handle) -> list[Member]:
+    """The live processes of a handle's run, but its supervisor (left alive to record the exit code)."""
+    sup_pid, sup_start = handle["supervisor"]
+    return find_members(
+        handle.get("run"),
+        roots=[(sup_pid, sup_start), tuple(handle["pid"])],
+        group=sup_pid,
+        boot=handle.get("boot"),
+        spare=[sup_pid],
+    )
 
 
 def read_exit_file(path: str, supervisor_pid: int | None = None) -> Observation | None:

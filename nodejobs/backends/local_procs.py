@@ -3,7 +3,8 @@
 A run's processes are: its supervisor's tree, its payload's process group, and every process of the
 user's that carries the run's mark ``NODEJOBS_RUN_ID=<run id>`` in its environment (inherited by all it
 starts, so a double-forked daemon is found too). Signals go through pidfds opened *before* the check
-that the process is the run's, so a recycled pid is never signalled.
+that the process is the run's, so a recycled pid is never signalled. Ending a run looks again after
+each round of signals, until a look finds nothing: what forks meanwhile is ended too.
 """
 
 from __future__ import annotations
@@ -14,11 +15,15 @@ import os
 import select
 import signal
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 from . import host
 
 RUN_MARK = "NODEJOBS_RUN_ID"
+PF_KTHREAD = 0x00200000  # /proc/<pid>/stat flag of a kernel thread (whose environment is always empty)
+ENVIRON_FIRST_PAUSE = 0.0005  # s; an empty environment is read again after this, then twice as long...
+ENVIRON_LAST_PAUSE = 0.008  # ...up to this (about 16 ms in all)
+SWEEPS = 5  # find-and-end rounds: what is forked during one round (or was mid-exec) is found by the next
 
 
 class Member:
@@ -61,22 +66,37 @@ def _open(pid: int) -> int | None:
 
 
 def _environ_has(pid: int, mark: bytes) -> bool:
-    try:
-        with open(f"/proc/{pid}/environ", "rb") as f:
-            return mark in f.read().split(b"\0")
-    except OSError:
-        return False
+    """Whether ``pid``'s environment holds ``mark``. A process in the middle of an ``exec`` reads as an
+    empty environment for a moment (the kernel is swapping its memory), so an empty read of a process
+    that is not a kernel thread is read again, a few times, before it counts as unmarked."""
+    pause = ENVIRON_FIRST_PAUSE
+    while True:
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                environ = f.read()
+        except OSError:
+            return False
+        if environ or pause > ENVIRON_LAST_PAUSE or _has_no_environment(pid):
+            return mark in environ.split(b"\0")
+        time.sleep(pause)  # bounded: a real exec takes well under a millisecond of this
+        pause *= 2
 
 
-def _stat(pid: int) -> tuple[int, int, str] | None:
-    """``(ppid, pgid, state)`` of ``pid``."""
+def _has_no_environment(pid: int) -> bool:
+    """True for a kernel thread, a zombie and a process that is gone."""
+    st = _stat(pid)
+    return st is None or st[2] == "Z" or bool(st[3] & PF_KTHREAD)
+
+
+def _stat(pid: int) -> tuple[int, int, str, int] | None:
+    """``(ppid, pgid, state, flags)`` of ``pid``."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             stat = f.read()
     except OSError:
         return None
     fields = stat[stat.rindex(b")") + 2 :].split()
-    return int(fields[1]), int(fields[2]), fields[0].decode()
+    return int(fields[1]), int(fields[2]), fields[0].decode(), int(fields[6])
 
 
 def _all_pids() -> list[int]:
@@ -104,7 +124,7 @@ def find_members(
     grew = True
     while grew:  # descendants of the roots
         grew = False
-        for pid, (ppid, _, _) in stats.items():
+        for pid, (ppid, _, _, _) in stats.items():
             if ppid in tree and pid not in tree:
                 tree.add(pid)
                 grew = True
@@ -163,6 +183,27 @@ def terminate(members: list[Member], grace: float) -> list[Member]:
         signal_all(survivors, signal.SIGKILL)
         survivors = wait_gone(survivors, max(grace, 1.0))
     return survivors
+
+
+def end_all(finders: Sequence[Callable[[], list[Member]]], grace: float) -> list[bool]:
+    """End every process each finder finds (``terminate``), looking again until a look finds nothing
+    (at most ``SWEEPS`` rounds): a process forked while the last round signalled is ended too. Per
+    finder, whether everything it found has ended."""
+    ended = [True] * len(finders)
+    looking = list(range(len(finders)))
+    for _ in range(SWEEPS):
+        found = {i: members for i in looking if (members := finders[i]())}
+        if not found:
+            break
+        try:
+            survivors = {m.pid for m in terminate([m for ms in found.values() for m in ms], grace)}
+        finally:
+            for members in found.values():
+                close_all(members)
+        for i, members in found.items():
+            ended[i] = not any(m.pid in survivors for m in members)
+        looking = [i for i in found if ended[i]]  # what survived SIGKILL is not signalled again
+    return ended
 
 
 def close_all(members: Iterable[Member]) -> None:
