@@ -25,7 +25,7 @@ from datetime import datetime, timezone
 from workload import poll, repeat
 
 from nodejobs import Jobs
-from nodejobs.jobdb import COLUMNS, q
+from nodejobs.store.db import COLUMNS, q
 
 SEED_JOBS = 300
 ROUNDS = 3  # the sizes are measured in turn, round after round; the figure is the median of the rounds

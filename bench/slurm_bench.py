@@ -30,7 +30,7 @@ BENCH = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(BENCH))
 
 from nodejobs import Jobs  # noqa: E402
-from nodejobs.backends import slurm_cli  # noqa: E402
+from nodejobs.backends.slurm import cli as slurm_cli  # noqa: E402
 
 SCRIPT = "#!/bin/sh\ntrue\n"
 

@@ -1,6 +1,6 @@
 """nodejobs: run commands as detached background jobs, recorded in SQLite, output in plain files."""
 
-from .errors import (
+from nodejobs.errors import (
     DatabaseError,
     FunctionError,
     InvalidJobIdError,
@@ -15,11 +15,11 @@ from .errors import (
     UnknownFieldError,
     UnpicklableError,
 )
-from .jobdb import JobDB
-from .jobs import Jobs, default_db_path
-from .processes import Processes
-from .records import JobFilter, JobRecord, JobRecordDict, JobStatus
-from .schema import BaseData, Choices
+from nodejobs.jobs import Jobs, default_db_path
+from nodejobs.model.records import JobFilter, JobRecord, JobRecordDict, JobStatus
+from nodejobs.model.schema import BaseData, Choices
+from nodejobs.processes import Processes
+from nodejobs.store.db import JobDB
 
 __version__ = "0.1.0"
 

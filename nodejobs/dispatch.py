@@ -1,77 +1,11 @@
-"""``python -m nodejobs.dispatch DB_PATH``: move the queue of one database, then exit.
+"""``python -m nodejobs.dispatch DB_PATH``: the queue step under its name of earlier versions.
 
-Run detached by the supervisor of every job that ends while jobs are queued, and by the ``sleep`` of a
-delayed job at its time. It folds the ends of jobs, starts what may start, and keeps going only while
-the jobs it just started end at once (a drain of short jobs costs one Python start, not one per job);
-meanwhile ``<db>/draining`` holds its pid so ending jobs do not start more dispatchers. A delayed
-start's timer wakes it ``PREWARM`` s early, so the job starts on time however slowly Python starts.
-"""
+Supervisors started by an earlier nodejobs call this when their job ends, maybe days after an upgrade;
+it is ``python -m nodejobs.queue`` (``nodejobs.queue.__main__``)."""
 
-from __future__ import annotations
-
-import logging
-import os
 import sys
-import time
 
-from .logs import remove_if_exists
-from .queue import PREWARM
-
-log = logging.getLogger(__name__)
-
-DRAIN_WINDOW = 0.05  # seconds to wait for the jobs just started to end before exiting
-
-
-def main(argv: list[str]) -> int:
-    if len(argv) != 1:
-        print("usage: python -m nodejobs.dispatch DB_PATH", file=sys.stderr)
-        return 2
-    from .jobs import Jobs  # after the usage check: importing costs most of this step's time
-
-    with Jobs(argv[0], reaper=False, startup_window=0.0) as jobs:
-        queue = jobs.queue
-        marked = False
-        try:
-            while True:
-                started = queue.dispatch()
-                if not started or not _any_ends_soon(jobs, started):
-                    break
-                if not marked:
-                    _write_pid(queue.draining)
-                    marked = True
-        finally:
-            if marked:
-                remove_if_exists(queue.draining)
-                queue.dispatch()  # a job that ended while we were marked may have skipped its dispatch
-        soon = queue.next_start()
-        if soon is not None and 0 < soon <= PREWARM:  # woken early by a delayed start's timer: wait it out
-            time.sleep(soon)
-            queue.dispatch()
-    return 0
-
-
-def _any_ends_soon(jobs: object, started: list) -> bool:
-    """Whether any of the jobs just started ends within the drain window."""
-    deadline = time.monotonic() + DRAIN_WINDOW
-    for record in started:
-        if not record.is_active:
-            return True
-    for record in started:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return False
-        if jobs.lifecycle.wait(record, remaining):  # type: ignore[attr-defined]
-            return True
-    return False
-
-
-def _write_pid(path: str) -> None:
-    temporary = f"{path}.{os.getpid()}.tmp"
-    with open(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
-        f.write(f"{os.getpid()}\n")
-    os.replace(temporary, path)
-
+from nodejobs.queue.__main__ import run
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.WARNING, format="nodejobs.dispatch: %(message)s")
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(run(sys.argv[1:]))

@@ -12,22 +12,24 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from . import handoff, logs, submission
-from .backends import Backends, check_backend_name
-from .backends.base import Backend
-from .errors import JobExistsError, JobNotFoundError, JobStillRunningError, MissingEnvError
-from .function_jobs import FunctionCall, FunctionJobs
-from .jobdb import Changes, JobDB
-from .lifecycle import Lifecycle
-from .processes import Processes
-from .queries import JobQuery, TimeSpec
-from .queue import Queue
-from .records import JobFilter, JobRecord, JobRecordDict, validate_job_id
-from .resources import check_resources
-from .resources import dumps as dump_resources
-from .resources import loads as load_resources
-from .states import ACTIVE_STATUSES
-from .usage import JobUsage, JobUsageDict
+from nodejobs.backends import Backends, check_backend_name
+from nodejobs.backends.base import Backend
+from nodejobs.engine.lifecycle import Lifecycle
+from nodejobs.errors import JobExistsError, JobNotFoundError, JobStillRunningError, MissingEnvError
+from nodejobs.functions.api import FunctionCall, FunctionJobs
+from nodejobs.model import options as submission
+from nodejobs.model.records import JobFilter, JobRecord, JobRecordDict, validate_job_id
+from nodejobs.model.resources import check_resources
+from nodejobs.model.resources import dumps as dump_resources
+from nodejobs.model.resources import loads as load_resources
+from nodejobs.model.states import ACTIVE_STATUSES
+from nodejobs.processes import Processes
+from nodejobs.queue import handoff
+from nodejobs.queue.dispatcher import Queue
+from nodejobs.report.usage import JobUsage, JobUsageDict
+from nodejobs.store import files as logs
+from nodejobs.store.db import Changes, JobDB
+from nodejobs.store.query import JobQuery, TimeSpec
 
 FOLLOW_INTERVAL = 0.2
 
@@ -440,7 +442,7 @@ class Jobs(FunctionJobs):
     def timeline(self, filter: JobFilter | dict | None = None, **criteria: Any) -> Any:
         """A matplotlib figure: each job (of ``list_status(filter, **criteria)``) a bar from start to end,
         coloured by status, labelled by id. Needs matplotlib (``pip install 'nodejobs[plot]'``)."""
-        from .timeline import draw_timeline
+        from nodejobs.report.timeline import draw_timeline
 
         return draw_timeline(self.list_status(filter, **criteria).values())
 

@@ -8,14 +8,14 @@ from collections.abc import Sequence
 
 import psutil
 
-from .backends import Backends
-from .backends.base import Backend
-from .backends.host import is_alive
-from .backends.local import LOST_REASON, REBOOT_REASON
-from .backends.reaper import Reaper
-from .jobdb import JobDB
-from .lifecycle import LAUNCHER_LOST_REASON, NOT_STARTED_REASON, Lifecycle
-from .records import JobRecord
+from nodejobs.backends import Backends
+from nodejobs.backends.base import Backend
+from nodejobs.backends.host import is_alive
+from nodejobs.backends.local.backend import LOST_REASON, REBOOT_REASON
+from nodejobs.backends.local.reaper import Reaper
+from nodejobs.engine.lifecycle import LAUNCHER_LOST_REASON, NOT_STARTED_REASON, Lifecycle
+from nodejobs.model.records import JobRecord
+from nodejobs.store.db import JobDB
 
 __all__ = ["LAUNCHER_LOST_REASON", "LOST_REASON", "NOT_STARTED_REASON", "REBOOT_REASON", "Processes"]
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .dashboard import JobDashboard
-from .magics import MATCHER_ID, JobMagics
+from nodejobs_magics.dashboard import JobDashboard
+from nodejobs_magics.magics import MATCHER_ID, JobMagics
 
 __all__ = ["JobDashboard", "JobMagics", "load_ipython_extension", "unload_ipython_extension"]
 

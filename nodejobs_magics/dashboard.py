@@ -36,11 +36,10 @@ from IPython import get_ipython
 from IPython.display import display
 
 from nodejobs import JobRecord, Jobs, NodeJobsError
-from nodejobs.states import STATUSES
-from nodejobs.usage import JobUsage, format_bytes
-
-from .display import format_duration, format_time, set_value, status_html, summary
-from .logpane import LogPane
+from nodejobs.model.states import STATUSES
+from nodejobs.report.usage import JobUsage, format_bytes
+from nodejobs_magics.display import format_duration, format_time, set_value, status_html, summary
+from nodejobs_magics.logpane import LogPane
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ from typing import Any
 from IPython import get_ipython
 from IPython.display import DisplayHandle
 
-from nodejobs.operations import format_duration, summary
-from nodejobs.states import STATUS_COLOURS, UNKNOWN_COLOUR, JobStatus
+from nodejobs.faces.actions import format_duration, summary
+from nodejobs.model.states import STATUS_COLOURS, UNKNOWN_COLOUR, JobStatus
 
 __all__ = ["Progress", "format_duration", "format_time", "in_kernel", "set_value", "status_html", "summary"]
 

@@ -7,9 +7,9 @@ import os
 
 import ipywidgets as widgets
 
-from nodejobs import JobNotFoundError, JobRecord, Jobs, logs
-
-from .display import set_value, summary
+from nodejobs import JobNotFoundError, JobRecord, Jobs
+from nodejobs.store import files as logs
+from nodejobs_magics.display import set_value, summary
 
 
 class LogPane:

@@ -20,12 +20,11 @@ from traitlets import Dict, Float, Int, Unicode, observe
 from traitlets.config import Configurable
 
 from nodejobs import JobNotFoundError, JobRecord, JobRecordDict, Jobs, NodeJobsError
-from nodejobs import operations as ops
-from nodejobs.logs import remove_if_exists
-
-from . import parsing
-from .dashboard import JobDashboard
-from .display import Progress, format_duration, summary
+from nodejobs.faces import actions as ops
+from nodejobs.store.files import remove_if_exists
+from nodejobs_magics import parsing
+from nodejobs_magics.dashboard import JobDashboard
+from nodejobs_magics.display import Progress, format_duration, summary
 
 log = logging.getLogger(__name__)
 HINT = "`%job ls` lists them"

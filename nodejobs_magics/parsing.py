@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 
 from IPython.core.error import UsageError
 
-from nodejobs import operations as ops
+from nodejobs.faces import actions as ops
 
 RUN_RULE = """\
 How the command is run: the words after the options are split like a shell splits them, quotes kept.

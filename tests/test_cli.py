@@ -10,7 +10,7 @@ import sys
 import pytest
 from polling import pid_alive, wait_until
 
-from nodejobs.cli import main
+from nodejobs.faces.cli import main
 
 
 @pytest.fixture

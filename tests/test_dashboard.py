@@ -213,7 +213,7 @@ def test_shows_the_newest_rows_with_a_count_and_usage_of_running_jobs(jobs, make
 
 
 def test_a_refresh_reads_only_the_records_that_changed(jobs, make_dashboard, monkeypatch):
-    import nodejobs.jobdb as jobdb_module
+    import nodejobs.store.db as jobdb_module
 
     for i in range(200):
         jobs.jobdb.update_status({"self_id": f"h-{i}", "status": "finished", "started_at": float(i)})

@@ -13,10 +13,10 @@ import pytest
 from polling import wait_until
 
 from nodejobs import Jobs
-from nodejobs.callfile import RESULT_MAGIC, result_path
-from nodejobs.cli import main
 from nodejobs.errors import FunctionError, NoResultError, ResultFileError, UnpicklableError
-from nodejobs.executor import JobFuture
+from nodejobs.faces.cli import main
+from nodejobs.functions.callfile import RESULT_MAGIC, result_path
+from nodejobs.functions.executor import JobFuture
 
 TIMEOUT = 60
 cloudpickle.register_pickle_by_value(sys.modules[__name__])  # as a notebook's: the jobs need not import it

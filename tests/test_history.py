@@ -6,10 +6,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-import nodejobs.jobdb as jobdb_module
+import nodejobs.store.db as jobdb_module
 from nodejobs import JobDB, Jobs, MissingExtraError
-from nodejobs.queries import JobQuery, parse_age
-from nodejobs.states import STATUS_COLOURS
+from nodejobs.model.states import STATUS_COLOURS
+from nodejobs.store.query import JobQuery, parse_age
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 

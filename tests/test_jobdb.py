@@ -17,7 +17,7 @@ from nodejobs import (
     JobRecordDict,
     UnknownFieldError,
 )
-from nodejobs.states import IllegalTransition
+from nodejobs.model.states import IllegalTransition
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
 

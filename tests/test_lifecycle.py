@@ -8,8 +8,8 @@ from polling import wait_until
 
 from nodejobs import Jobs
 from nodejobs.backends.fake import FakeBackend, FakeCluster
+from nodejobs.engine.lifecycle import LAUNCHER_LOST_REASON, NOT_STARTED_REASON
 from nodejobs.errors import DatabaseError
-from nodejobs.lifecycle import LAUNCHER_LOST_REASON, NOT_STARTED_REASON
 
 
 @pytest.fixture

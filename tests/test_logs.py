@@ -2,7 +2,7 @@
 
 import os
 
-from nodejobs import logs
+from nodejobs.store import files as logs
 
 BIG = 200 * 1024 * 1024
 

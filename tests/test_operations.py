@@ -6,8 +6,8 @@ import math
 import pytest
 
 from nodejobs import JobNotFoundError, JobStillRunningError
-from nodejobs import operations as ops
-from nodejobs.cli import build_parser
+from nodejobs.faces import actions as ops
+from nodejobs.faces.cli import build_parser
 from nodejobs_magics import parsing
 
 

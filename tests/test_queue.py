@@ -11,7 +11,7 @@ import pytest
 
 from conftest import wait_until
 from nodejobs import JobDB, JobFilter, Jobs
-from nodejobs.queue import MARKER
+from nodejobs.queue.dispatcher import MARKER
 
 STAMPS = (
     "echo start $(date +%s.%N) $NODEJOBS_SLOT > {out}/{name}; sleep {secs}; "

@@ -7,7 +7,7 @@ import pytest
 
 import nodejobs
 from nodejobs import InvalidJobIdError, JobFilter, JobRecord, JobRecordDict, UnknownFieldError
-from nodejobs.records import validate_job_id
+from nodejobs.model.records import validate_job_id
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
 
@@ -36,11 +36,11 @@ BAD_IDS = [
 
 
 def test_public_import_paths_of_the_original_design():
-    from nodejobs.jobdb import JobDB as J2
-    from nodejobs.jobdb import JobFilter as F2
-    from nodejobs.jobdb import JobRecord as R2
-    from nodejobs.jobdb import JobRecordDict as D2
     from nodejobs.jobs import Jobs as Jobs2
+    from nodejobs.store.db import JobDB as J2
+    from nodejobs.store.db import JobFilter as F2
+    from nodejobs.store.db import JobRecord as R2
+    from nodejobs.store.db import JobRecordDict as D2
 
     assert (J2, F2, R2, D2, Jobs2) == (nodejobs.JobDB, JobFilter, JobRecord, JobRecordDict, nodejobs.Jobs)
     assert issubclass(JobRecord, nodejobs.BaseData) and nodejobs.Processes

@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 from conftest import pid_alive, wait_until
-from nodejobs.backends.local_procs import RUN_MARK, close_all, end_all, find_members
+from nodejobs.backends.local.procs import RUN_MARK, close_all, end_all, find_members
 
 
 def marked_process(tmp_path, script: str) -> tuple[str, subprocess.Popen]:

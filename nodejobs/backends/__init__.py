@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from .base import Backend, Capabilities, Handle, JobSpec, Observation, SubmitError
+from nodejobs.backends.base import Backend, Capabilities, Handle, JobSpec, Observation, SubmitError
 
 __all__ = [
     "BACKENDS", "Backend", "Backends", "Capabilities", "Handle", "JobSpec", "Observation", "SubmitError",
@@ -14,13 +14,13 @@ __all__ = [
 
 
 def _local(reaper: bool) -> Backend:
-    from .local import LocalBackend
+    from nodejobs.backends.local.backend import LocalBackend
 
     return LocalBackend(reaper=reaper)
 
 
 def _slurm(reaper: bool) -> Backend:
-    from .slurm import SlurmBackend
+    from nodejobs.backends.slurm.backend import SlurmBackend
 
     return SlurmBackend()
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
 
-from ..errors import NodeJobsError
+from nodejobs.errors import NodeJobsError
 
 Handle = dict[str, Any]  # JSON-serialisable; stored as the record's ``handle``
 

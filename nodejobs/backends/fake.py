@@ -17,7 +17,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from .base import ENDED, HELD, RUNNING, Backend, Capabilities, Handle, JobSpec, Observation, SubmitError
+from nodejobs.backends.base import (
+    ENDED,
+    HELD,
+    RUNNING,
+    Backend,
+    Capabilities,
+    Handle,
+    JobSpec,
+    Observation,
+    SubmitError,
+)
 
 
 @dataclass

@@ -19,8 +19,8 @@ from slurm_cluster import require_cluster
 
 from nodejobs.backends.base import ENDED, HELD, PENDING, RUNNING, Backend, JobSpec
 from nodejobs.backends.fake import FakeBackend, FakeCluster
-from nodejobs.backends.local import LocalBackend
-from nodejobs.backends.slurm import SlurmBackend
+from nodejobs.backends.local.backend import LocalBackend
+from nodejobs.backends.slurm.backend import SlurmBackend
 
 
 @dataclass

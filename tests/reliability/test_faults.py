@@ -32,8 +32,9 @@ FAULTS_SURVIVED: dict[str, int] = {}
 
 KILLED_LAUNCHER = """
 import os, signal, sys
-from nodejobs import Jobs, jobdb
-from nodejobs.backends import local
+from nodejobs import Jobs
+from nodejobs.store import db as jobdb
+from nodejobs.backends.local import backend as local
 db, point, prefix, ready = sys.argv[1:5]
 
 def die(*_):

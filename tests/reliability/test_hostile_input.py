@@ -21,8 +21,8 @@ from nodejobs import (
     JobStatus,
     UnknownFieldError,
 )
-from nodejobs.jobdb import ERR_SUFFIX, EXIT_SUFFIX, OUT_SUFFIX, SCRIPT_SUFFIX
-from nodejobs.records import validate_job_id
+from nodejobs.model.records import validate_job_id
+from nodejobs.store.db import ERR_SUFFIX, EXIT_SUFFIX, OUT_SUFFIX, SCRIPT_SUFFIX
 
 pytestmark = pytest.mark.reliability
 

@@ -10,7 +10,7 @@ import time
 import pytest
 from reliability_support import figure, peak_rss_growth
 
-from nodejobs.logs import decode
+from nodejobs.store.files import decode
 
 pytestmark = pytest.mark.reliability
 

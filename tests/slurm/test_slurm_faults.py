@@ -13,7 +13,7 @@ from polling import wait_until
 from slurm_cluster import SETUP, gate, require_cluster
 
 from nodejobs.backends.base import ENDED, VANISHED, JobSpec
-from nodejobs.backends.slurm import FORGOTTEN_REASON, SlurmBackend
+from nodejobs.backends.slurm.backend import FORGOTTEN_REASON, SlurmBackend
 from nodejobs.errors import BackendError
 
 pytestmark = pytest.mark.slurm

@@ -10,7 +10,7 @@ import pytest
 from polling import wait_until
 from slurm_cluster import gate
 
-from nodejobs.backends import slurm_cli
+from nodejobs.backends.slurm import cli as slurm_cli
 
 pytestmark = pytest.mark.slurm
 LONG = 90  # seconds: Slurm schedules in passes a few seconds apart, slower with both cores busy
@@ -193,8 +193,8 @@ def test_a_sweep_is_one_array_submission_with_each_jobs_own_record_logs_and_exit
 
 
 def test_rm_removes_a_slurm_jobs_script_go_file_and_marks(sjobs):
-    from nodejobs.backends.slurm_script import SIDE_SUFFIXES
-    from nodejobs.jobdb import EXIT_SIDE_SUFFIXES
+    from nodejobs.backends.slurm.script import SIDE_SUFFIXES
+    from nodejobs.store.db import EXIT_SIDE_SUFFIXES
 
     assert set(SIDE_SUFFIXES) <= set(EXIT_SIDE_SUFFIXES)
     sjobs.wait(sjobs.run("echo x", "tidy").self_id, LONG)

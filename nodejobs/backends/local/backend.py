@@ -1,0 +1,426 @@
+"""``LocalBackend``: each job a detached process group on this machine under a tiny shell supervisor.
+
+Each job runs as::
+
+    sh supervisor (session and process-group leader)  ->  payload: the user's program
+
+The supervisor (``nodejobs-supervisor``, ``/bin/sh``: dash on Debian, well under 1 MB) waits for the payload,
+writes its exit code to the exit file and exits with the same code; so the end is recorded even if
+the Python process that launched the job is gone. The handle names both processes by pid, start time
+and boot id (``host``), so a recycled pid is never mistaken for a job. What a job leaves running when
+its program ends is ended by the supervisor (``leftovers``), and by ``cancel``.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import os
+import re
+import select
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+from nodejobs.backends import host
+from nodejobs.backends.base import (
+    ENDED,
+    HELD,
+    RUNNING,
+    VANISHED,
+    Backend,
+    Capabilities,
+    Handle,
+    JobSpec,
+    Observation,
+    SubmitError,
+    Usage,
+)
+from nodejobs.backends.local.procs import Member, end_all, find_members
+from nodejobs.backends.local.reaper import Reaper
+from nodejobs.backends.local.usage import UsageMeter
+from nodejobs.store.files import remove_if_exists
+
+log = logging.getLogger(__name__)
+
+SUPERVISOR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "supervisor",
+                          "nodejobs-supervisor")
+# Signals a launcher may ignore (nohup, `cmd &`) that a job must not inherit ignored: a shell cannot
+# undo an ignore it started with, so the supervisor is then started through env(1), which can.
+_RESETTABLE = {"INT": signal.SIGINT, "QUIT": signal.SIGQUIT, "HUP": signal.SIGHUP, "TERM": signal.SIGTERM}
+LEFTOVER_GRACE = 3.0  # seconds leftovers get between SIGTERM and SIGKILL when a job ends
+SETTLE_STEP = 0.0002  # seconds between looks at a just-released program
+REBOOT_REASON = "the machine restarted while the job was active"
+LOST_REASON = "the supervisor ended without recording an exit code (killed, or the machine restarted)"
+_MAX_POLL_MS = 2**31 - 1
+_TIMES = re.compile(rb"(\d+)m(\d+(?:[.,]\d+)?)s")
+
+
+def _poll_ms(timeout: float | None) -> int | None:
+    """A poll() timeout in ms; None or a huge value (e.g. ``math.inf``) waits without limit."""
+    if timeout is None or math.isinf(timeout):
+        return None
+    return min(_MAX_POLL_MS, max(0, math.ceil(timeout * 1000)))  # a 30-day wait is a loop of shorter ones
+
+
+def wait_pidfd(fd: int, timeout: float | None) -> bool:
+    """Block until the process behind ``fd`` exits or ``timeout`` passes; True if it exited."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(_poll_ms(timeout)))
+
+
+class LocalBackend(Backend):
+    """Runs jobs as local process groups supervised by ``/bin/sh``."""
+
+    name = "local"
+    capabilities = Capabilities(end_notification=True, resource_usage=True)
+
+    def __init__(self, reaper: bool = True, leftover_grace: float = LEFTOVER_GRACE) -> None:
+        self.leftover_grace = leftover_grace
+        self._reaper = Reaper() if reaper else None
+        self._held: dict[str, socket.socket] = {}
+        self._children: dict[int, subprocess.Popen] = {}  # supervisors this instance started, by pid
+        self._released: set[str] = set()  # runs this instance let go (their shell may not know yet)
+        self._recorded: set[int] = set()  # supervisors whose job's end is recorded, not yet reaped
+        self._meter = UsageMeter()
+        self._lock = threading.Lock()
+
+    # -- creating ----------------------------------------------------------------------------------
+
+    def submit(self, spec: JobSpec) -> Handle:
+        grace = str(self.leftover_grace)
+        limit = f"{spec.timeout:.3f}" if spec.timeout else "0"
+        argv = [
+            "nodejobs-supervisor", SUPERVISOR, spec.job_id, spec.exit_path, spec.run_id, grace,
+            "1" if spec.keep_leftovers else "0", sys.executable, limit,
+            shlex.join(spec.on_end) if spec.on_end else "", "-", *spec.argv,
+        ]  # fmt: skip
+        try:
+            ignored = _ignored_signals()
+            if ignored:
+                argv = ["env", f"--default-signal={','.join(ignored)}", "/bin/sh", *argv[1:]]
+            for path in (spec.exit_path, *_timer_marks(spec.exit_path), spec.out_path, spec.err_path):
+                remove_if_exists(path)  # nothing of an earlier run of the id may be taken for this one's
+            channel, supervisor_end = socket.socketpair()
+        except OSError as exc:
+            raise SubmitError(f"cannot start: {exc.strerror or exc}") from None
+        try:
+            popen = self._spawn(argv, spec, supervisor_end)
+            pid = _read_pid(channel.fileno())
+            sup = host.proc_start(popen.pid)
+            started = host.proc_start(pid) if pid is not None else None
+        except (OSError, ValueError) as exc:
+            channel.close()  # a supervisor that got this far sees EOF and exits without starting
+            raise SubmitError(f"cannot start: {getattr(exc, 'strerror', None) or exc}") from None
+        finally:
+            supervisor_end.close()
+        if pid is None:
+            channel.close()
+            raise SubmitError("cannot start: the supervisor did not report the program's pid")
+        handle = {
+            "supervisor": [popen.pid, sup[0] if sup else 0],
+            "pid": [pid, started[0] if started else None],
+            "boot": host.boot_id(),
+            "run": spec.run_id,
+            "exit": spec.exit_path,
+            "out": spec.out_path,
+            "err": spec.err_path,
+        }
+        with self._lock:
+            self._held[spec.run_id] = channel
+            self._children[popen.pid] = popen
+        return handle
+
+    def _spawn(self, argv: list[str], spec: JobSpec, stdin: socket.socket) -> subprocess.Popen:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+        out_fd = os.open(spec.out_path, flags, 0o600)
+        try:
+            err_fd = os.open(spec.err_path, flags, 0o600)
+            try:
+                return subprocess.Popen(
+                    argv, executable=None if argv[0] == "env" else "/bin/sh", stdin=stdin, stdout=out_fd,
+                    stderr=err_fd,
+                    cwd=spec.cwd, env=spec.env, start_new_session=True,
+                )  # fmt: skip
+            finally:
+                os.close(err_fd)
+        finally:
+            os.close(out_fd)
+
+    def release(self, handle: Handle, start: bool = True) -> None:
+        with self._lock:
+            channel = self._held.pop(handle["run"], None)
+        if channel is None:
+            return  # not held by this instance: it starts only if its holder releases it
+        try:
+            if start:
+                channel.sendall(b"go\n")
+                with self._lock:
+                    self._released.add(handle["run"])
+        except OSError:
+            pass  # the supervisor is gone already; its end is observed like any other
+        finally:
+            channel.close()
+
+    # -- observing ---------------------------------------------------------------------------------
+
+    def observe(self, handles: Sequence[Handle]) -> list[Observation]:
+        return [self._observe(h) for h in handles]
+
+    def _observe(self, handle: Handle) -> Observation:
+        sup_pid, sup_start = handle["supervisor"]
+        ended = read_exit_file(handle["exit"], sup_pid)
+        if ended is not None:
+            return ended
+        boot = handle.get("boot")
+        if host.is_alive(sup_pid, sup_start, boot):
+            return Observation(RUNNING if self.released(handle) else HELD)
+        ended = read_exit_file(handle["exit"], sup_pid)  # it may have just written it
+        if ended is not None:
+            return ended
+        with self._lock:
+            child = self._children.get(sup_pid)
+        code = child.poll() if child is not None else None
+        if code is not None and code >= 0:  # no exit file (e.g. disk full), but we reaped our child
+            return Observation(ENDED, exit_code=code, ended_at=datetime.now(timezone.utc))
+        if host.is_alive(*handle["pid"], boot):
+            return Observation(RUNNING)  # supervisor gone but the program runs: its end is not knowable
+        reason = REBOOT_REASON if boot != host.boot_id() else LOST_REASON
+        return Observation(VANISHED, reason=reason)
+
+    def released(self, handle: Handle) -> bool:
+        """Whether the program has been let go (its pid no longer the shell waiting for "go")."""
+        with self._lock:
+            if handle.get("run") in self._released:
+                return True
+        try:
+            cmdline = host.read_proc(f"/proc/{int(handle['pid'][0])}/cmdline")
+        except (ValueError, TypeError):
+            return True
+        return cmdline is None or not _is_supervisor(cmdline)
+
+    def usage(self, handles: Sequence[Handle]) -> list[Usage | None]:
+        """CPU and memory of the jobs' process trees, all measured in one read of ``/proc``
+        (``local_usage``)."""
+        return self._meter.usage(handles)
+
+    def wait(self, handle: Handle, timeout: float | None) -> bool:
+        boot = handle.get("boot")
+        for pid, start in (handle["supervisor"], handle["pid"]):
+            if not host.is_alive(pid, start, boot):
+                continue
+            try:
+                fd = os.pidfd_open(pid)
+            except ProcessLookupError:
+                continue
+            try:
+                if not host.is_alive(pid, start, boot):  # checked after opening: the fd is this process
+                    continue
+                return wait_pidfd(fd, timeout)
+            finally:
+                os.close(fd)
+        return True
+
+    def settle(self, handle: Handle, timeout: float) -> None:
+        """Wait until the program has ended or is blocked waiting for something (as a long-running
+        job soon is), at most ``timeout`` s: a program that cannot run is then seen ended at once."""
+        deadline = time.monotonic() + timeout
+        pid, start = handle["pid"]
+        while host.is_alive(pid, start, handle.get("boot")):
+            if _blocked_in_program(pid) or time.monotonic() > deadline:
+                return
+            time.sleep(SETTLE_STEP)  # a bounded look at a process just started, not a synchronisation
+        self._await_exit_record(handle, deadline - time.monotonic())  # it ended: its exit file is next
+
+    # -- ending ------------------------------------------------------------------------------------
+
+    def cancel(self, handles: Sequence[Handle], grace: float) -> list[bool]:
+        ended = end_all([functools.partial(_members_of, handle) for handle in handles], grace)
+        for handle, gone in zip(handles, ended):
+            if gone:
+                self._await_exit_record(handle, max(grace, 1.0))
+        return ended
+
+    def _await_exit_record(self, handle: Handle, timeout: float) -> None:
+        """Wait until the end of a job whose processes are gone is observable (its supervisor writes
+        the exit file right after its program ends)."""
+        deadline = time.monotonic() + timeout
+        sup_pid, sup_start = handle["supervisor"]
+        while read_exit_file(handle["exit"], sup_pid) is None and time.monotonic() < deadline:
+            if not host.is_alive(sup_pid, sup_start, handle.get("boot")):
+                return  # gone without writing it: observed as such
+            time.sleep(SETTLE_STEP)
+
+    def output(self, handle: Handle) -> tuple[str, str]:
+        return handle["out"], handle["err"]
+
+    # -- the rest of the interface -------------------------------------------------------------------
+
+    def record_fields(self, handle: Handle) -> dict[str, Any]:
+        return {
+            "supervisor_pid": handle["supervisor"][0],
+            "supervisor_start": handle["supervisor"][1],
+            "last_pid": handle["pid"][0],
+            "pid_start": handle["pid"][1],
+            "boot_id": handle.get("boot"),
+        }
+
+    def handle_from_record(self, record: dict[str, Any]) -> Handle | None:
+        if record.get("supervisor_pid") is None or not record.get("_exit_path"):
+            return None
+        return {
+            "supervisor": [record["supervisor_pid"], record.get("supervisor_start")],
+            "pid": [record.get("last_pid"), record.get("pid_start")],
+            "boot": record.get("boot_id"),
+            "run": record.get("run_id"),
+            "exit": record["_exit_path"],
+            "out": record["_out_path"],
+            "err": record["_err_path"],
+        }
+
+    def watch(self, handle: Handle, on_end: Callable[[], None]) -> None:
+        with self._lock:
+            popen = self._children.get(handle["supervisor"][0])
+        if self._reaper is None or popen is None:
+            return
+
+        def ended(code: int | None) -> None:
+            on_end()
+            if code is not None:  # reaped; its status is kept until its end is recorded (forget)
+                with self._lock:
+                    if popen.pid in self._recorded:
+                        self._recorded.discard(popen.pid)
+                        self._children.pop(popen.pid, None)
+
+        self._reaper.watch(popen, handle["exit"], ended)
+
+    def forget(self, handle: Handle) -> None:
+        """Drop what this instance holds of a job whose end is recorded (its supervisor's exit status
+        is kept until then: without an exit file, e.g. on a full disk, it is the only record)."""
+        self._meter.forget(handle.get("run"))
+        with self._lock:
+            self._released.discard(handle.get("run"))
+            child = self._children.get(handle["supervisor"][0])
+            if child is None:
+                return
+            if child.returncode is not None:
+                del self._children[child.pid]
+            else:
+                self._recorded.add(child.pid)  # dropped once the reaper has reaped it
+
+    @property
+    def reaper(self) -> Reaper | None:
+        return self._reaper
+
+    def close(self) -> None:
+        if self._reaper is not None:
+            self._reaper.close()
+
+
+def _members_of(handle: Handle) -> list[Member]:
+    """The live processes of a handle's run, but its supervisor (left alive to record the exit code)."""
+    sup_pid, sup_start = handle["supervisor"]
+    return find_members(
+        handle.get("run"),
+        roots=[(sup_pid, sup_start), tuple(handle["pid"])],
+        group=sup_pid,
+        boot=handle.get("boot"),
+        spare=[sup_pid],
+    )
+
+
+def read_exit_file(path: str, supervisor_pid: int | None = None) -> Observation | None:
+    """The end a supervisor (``supervisor_pid``, if given) wrote to ``path``, or None if not yet.
+
+    Line 1 is ``CODE WRITER STARTED``; lines 2-3 the output of the shell's ``times``: the shell's own
+    user and system time, then its children's — the job's CPU time, its whole tree (what was reaped).
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        lines = os.read(fd, 65536).split(b"\n")
+        ended = os.fstat(fd).st_mtime
+    finally:
+        os.close(fd)
+    words = lines[0].split()
+    try:
+        code, writer = int(words[0]), int(words[1]) if len(words) > 1 else None
+        started = words[2] != b"0" if len(words) > 2 else True
+        timed_out = len(words) > 3 and words[3] == b"timeout"
+    except (IndexError, ValueError):
+        if words:
+            log.warning("ignoring unreadable exit file %s: %r", path, lines[0][:100])
+        return None
+    if supervisor_pid is not None and writer is not None and writer != supervisor_pid:
+        return None  # written by the supervisor of another run of this id
+    ended_at = datetime.fromtimestamp(ended, timezone.utc)
+    return Observation(ENDED, exit_code=code, ended_at=ended_at, started=started,
+                       cpu_time=_cpu_time(lines), timed_out=timed_out)
+
+
+def _cpu_time(lines: list[bytes]) -> float | None:
+    """Children's user + system seconds from the ``times`` lines of an exit file, or None."""
+    if len(lines) < 3:
+        return None
+    found = _TIMES.findall(lines[2])
+    if len(found) != 2:
+        return None
+    return round(sum(int(minutes) * 60 + float(secs.replace(b",", b".")) for minutes, secs in found), 3)
+
+
+def _blocked_in_program(pid: int) -> bool:
+    """True once ``pid`` runs the user's program (past the exec steps) and sleeps waiting on something."""
+    found = host.proc_start(pid)
+    if found is None or found[1] != "S":
+        return False
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmdline = f.read()
+    except OSError:
+        return False
+    return not _is_supervisor(cmdline)
+
+
+def _is_supervisor(cmdline: bytes) -> bool:
+    """Whether a command line is the supervisor's (the payload runs it until it is let go)."""
+    words = cmdline.split(b"\0")
+    return len(words) > 1 and words[1] == os.fsencode(SUPERVISOR)
+
+
+def _timer_marks(exit_path: str) -> tuple[str, str]:
+    """The files by which a job's time-limit timer learns its program started, and says it ran out."""
+    return exit_path + ".started", exit_path + ".timeout"
+
+
+def _ignored_signals() -> list[str]:
+    """The resettable signals this process ignores (read from the kernel: what a child inherits)."""
+    with open("/proc/self/status") as f:
+        mask = next(int(line.split()[1], 16) for line in f if line.startswith("SigIgn:"))
+    return [name for name, number in _RESETTABLE.items() if mask & (1 << (number - 1))]
+
+
+def _read_pid(fd: int, timeout: float = 10.0) -> int | None:
+    """Read the payload pid the supervisor writes on its channel (None if it never does)."""
+    data = b""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN | select.POLLHUP)
+    while not data.endswith(b"\n"):
+        if not poller.poll(int(timeout * 1000)):
+            log.warning("supervisor did not report the payload pid within %.0f s", timeout)
+            return None
+        chunk = os.read(fd, 64)
+        if not chunk:
+            return None
+        data += chunk
+    return int(data)

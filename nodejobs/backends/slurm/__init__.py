@@ -1,0 +1,1 @@
+"""nodejobs.backends.slurm."""

@@ -1,0 +1,1 @@
+"""nodejobs.engine."""

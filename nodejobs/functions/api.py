@@ -1,0 +1,175 @@
+"""Python functions as jobs: ``submit``, ``result``, ``map_fn`` and ``executor``, mixed into ``Jobs``.
+
+A function job is an ordinary job: its command is ``python -m nodejobs.functions <call file>`` (the
+submitting interpreter, its working directory), started through ``Jobs.run``, so every backend runs
+it. Its record's ``call`` names the call file and its ``command`` shows the function (``train(...)``).
+Loading a result unpickles it, which runs code: results are only read from this database's directory.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+import re
+import sys
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from nodejobs.errors import FunctionError, NoResultError, RemoteTraceback, ResultFileError
+from nodejobs.functions import callfile as calls
+from nodejobs.model.records import JobRecord
+from nodejobs.model.states import JobStatus
+from nodejobs.store.files import remove_if_exists
+
+if TYPE_CHECKING:
+    from nodejobs.functions.executor import JobExecutor
+
+log = logging.getLogger(__name__)
+
+S = JobStatus
+OWN_OPTIONS = ("prefix",)  # run options of function jobs that are not ``run``'s
+NOT_OPTIONS = ("command", "call")  # ``run`` parameters that submit sets itself
+
+
+@dataclass(frozen=True)
+class FunctionCall:
+    """What ``Jobs.run`` needs to run a pickled call: the call file, an id base, what to show."""
+
+    path: str  # the call file
+    name: str  # the base of the job's id: train -> train-1
+    label: str  # the record's command: train(...)
+
+    @property
+    def command(self) -> list[str]:
+        """The job's program: this interpreter running ``nodejobs.functions`` on the call file."""
+        return [sys.executable, "-m", "nodejobs.functions", self.path]
+
+    def fields(self) -> dict[str, Any]:
+        """What ``run`` passes on: the record's ``call`` and the command it shows."""
+        return {"call": self.path, "label": self.label}
+
+
+def function_label(fn: Any) -> str:
+    """How listings show a call of ``fn``: ``train(...)``, ``mymod.train(...)``."""
+    name = getattr(fn, "__qualname__", None) or type(fn).__qualname__
+    module = getattr(fn, "__module__", None)
+    return f"{name}(...)" if module in (None, "__main__", "builtins") else f"{module}.{name}(...)"
+
+
+def _id_base(fn: Any, prefix: str | None) -> str:
+    name = prefix or getattr(fn, "__name__", None) or type(fn).__name__
+    return re.sub(r"[^A-Za-z0-9_]+", "-", str(name)).strip("-")[:20] or "function"
+
+
+class FunctionJobs:
+    """Function jobs of a ``Jobs`` (which provides ``run``, ``wait``, ``jobdb`` and the rest)."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> JobRecord:
+        """Run ``fn(*args, **kwargs)`` as a job (every argument goes to ``fn``); its record, as ``run``
+        returns it. ``jobs.result(id)`` gets the value. An unpicklable call raises ``UnpicklableError``
+        with nothing recorded. Run options (id, group, ...): ``submit_call`` or ``executor``."""
+        return self.submit_call(fn, args, kwargs)
+
+    def submit_call(
+        self, fn: Callable[..., Any], args: Iterable[Any] = (), kwargs: dict[str, Any] | None = None,
+        **run_options: Any,
+    ) -> JobRecord:  # fmt: skip
+        """``submit`` with run options: ``job_id`` or ``prefix`` (ids ``prefix-1``, ...), and every
+        option of ``run`` (``group``, ``after``, ``tags``, ``timeout``, ...)."""
+        self.check_run_options(run_options)
+        payload = calls.pickle_call(fn, tuple(args), dict(kwargs or {}))
+        return self.submit_pickled(fn, payload, run_options)
+
+    def map_fn(self, fn: Callable[[Any], Any], iterable: Iterable[Any], **run_options: Any) -> list[str]:
+        """One job ``fn(item)`` per item (ids ``<prefix or fn's name>-N``); their ids, in order. Every
+        call is pickled before any is submitted."""
+        self.check_run_options(run_options)
+        if "job_id" in run_options:
+            raise ValueError("map_fn: give a prefix, not a job_id (each item is a job of its own)")
+        payloads = [calls.pickle_call(fn, (item,), {}) for item in iterable]
+        return [self.submit_pickled(fn, payload, run_options).self_id for payload in payloads]
+
+    def executor(self, **run_options: Any) -> JobExecutor:
+        """A ``concurrent.futures.Executor`` whose calls are jobs run with these options (``group``,
+        ``prefix``, ``tags``, ``timeout``, ... — every option of ``run``)."""
+        from nodejobs.functions.executor import JobExecutor
+
+        self.check_run_options(run_options)
+        return JobExecutor(self, **run_options)
+
+    def check_run_options(self, options: dict[str, Any]) -> None:
+        """``ValueError`` unless every name is an option of ``run`` (or ``prefix``); if ``run`` takes
+        more keywords (a backend's resources), those are passed on for ``run`` to check."""
+        parameters = inspect.signature(self.run).parameters  # type: ignore[attr-defined]
+        more = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+        known = [n for n, p in parameters.items() if n not in NOT_OPTIONS and p.kind is not p.VAR_KEYWORD]
+        unknown = set(options) - set(known) - set(OWN_OPTIONS)
+        if more:
+            unknown &= set(NOT_OPTIONS)
+        if unknown:
+            raise ValueError(
+                f"unknown run option(s) {', '.join(map(repr, sorted(unknown)))}; "
+                f"one of: {', '.join([*known, *OWN_OPTIONS])}"
+            )
+
+    def submit_pickled(self, fn: Any, payload: bytes, run_options: dict[str, Any]) -> JobRecord:
+        """Submit a call pickled by ``call.pickle_call`` (run options checked): its call file, then
+        its job; if ``run`` refuses it, the call file is removed again."""
+        options = dict(run_options)
+        name = _id_base(fn, options.pop("prefix", None))
+        logdir = self.jobdb.logdir  # type: ignore[attr-defined]
+        path = os.path.join(logdir, f"{name}-{uuid.uuid4().hex[:12]}{calls.CALL_SUFFIX}")
+        meta = {"name": function_label(fn), "sys_path": [os.path.abspath(p or ".") for p in sys.path]}
+        calls.write_file(path, calls.CALL_MAGIC, meta, payload)
+        function = FunctionCall(path, name, function_label(fn))
+        given = options.get("job_id")
+        replaced = self.jobdb.get(given) if given else None  # type: ignore[attr-defined]
+        try:
+            record = self.run(function.command, call=function, **options)  # type: ignore[attr-defined]
+        except BaseException:
+            for leftover in calls.files_of(path, logdir):  # refused: nothing is left behind
+                remove_if_exists(leftover)
+            raise
+        if replaced is not None and replaced.call and replaced.call != path:  # an ended run's, replaced
+            for leftover in calls.files_of(replaced.call, logdir):
+                remove_if_exists(leftover)
+        return record
+
+    def call_of(self, record: JobRecord) -> FunctionCall | None:
+        """The pickled call a record's job runs (``rerun`` runs it again), or None: not a function job."""
+        if not record.call:
+            return None
+        return FunctionCall(record.call, record.self_id, record.command or "")
+
+    # -- results -----------------------------------------------------------------------------------
+
+    def result(self, job_id: str, timeout: float | None = None) -> Any:
+        """The return value of function job ``job_id``, once it has ended (waiting up to ``timeout`` s;
+        None: no limit, else ``TimeoutError``). If the function raised: ``FunctionError`` with its
+        traceback text. ``NoResultError``: not a function job, or it ended with no result (stopped,
+        killed, ...). ``ResultFileError``: its result file is missing, damaged or of another version.
+        """
+        record = self._require(job_id)  # type: ignore[attr-defined]
+        if not record.call:
+            raise NoResultError(
+                f"job {job_id!r} is not a function job (it runs {record.command!r}); read its output instead"
+            )
+        record = self.wait(job_id, timeout)  # type: ignore[attr-defined]
+        path = calls.result_path(record.call)
+        if record.status not in (S.c_finished, S.c_failed):
+            why = f": {record.reason}" if record.reason else ""
+            raise NoResultError(f"job {job_id!r} ended {record.status}{why}; it has no result")
+        if record.status == S.c_failed and not os.path.exists(path):
+            tail = self.tail(job_id, 1, "err").strip()  # type: ignore[attr-defined]
+            said = f"; its stderr ends: {tail}" if tail else ""
+            raise NoResultError(f"job {job_id!r} failed (exit {record.exit_code}) without a result{said}")
+        outcome = calls.read_result(path)
+        if outcome.run_id and record.run_id and outcome.run_id != record.run_id:
+            raise ResultFileError(f"{path} holds the result of an earlier run of job {job_id!r}")
+        if outcome.ok:
+            return outcome.value
+        error = FunctionError(job_id, outcome.error, outcome.exception, outcome.traceback)
+        raise error from RemoteTraceback(outcome.traceback)

@@ -1,0 +1,249 @@
+"""The job records: ``JobRecord``, ``JobFilter``, ``JobRecordDict`` and job id rules."""
+
+import html
+import json
+import os
+import re
+from datetime import datetime, timezone
+from typing import Any
+
+from nodejobs.errors import InvalidJobIdError
+from nodejobs.model.schema import BaseData
+from nodejobs.model.states import ACTIVE_STATUSES, JobStatus
+
+__all__ = ["ACTIVE_STATUSES", "JobFilter", "JobRecord", "JobRecordDict", "JobStatus", "validate_job_id"]
+
+MAX_JOB_ID_LENGTH = 128
+MAX_JOB_ID_BYTES = 200  # the id plus its longest file suffix must fit NAME_MAX (255 bytes)
+_BAD_ID_CHARS = re.compile(r"[/\\\x00-\x1f\x7f-\x9f]")
+
+
+def validate_job_id(job_id: Any) -> str:
+    """Return ``job_id`` if it is safe as a file name, else raise ``InvalidJobIdError``."""
+    if not isinstance(job_id, str) or not job_id:
+        raise InvalidJobIdError(f"invalid job id {job_id!r}: must be a non-empty string")
+    if len(job_id) > MAX_JOB_ID_LENGTH:
+        raise InvalidJobIdError(f"invalid job id: longer than {MAX_JOB_ID_LENGTH} characters")
+    try:
+        size = len(job_id.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise InvalidJobIdError(f"invalid job id {job_id!r}: not encodable as UTF-8") from None
+    if size > MAX_JOB_ID_BYTES:
+        raise InvalidJobIdError(f"invalid job id: longer than {MAX_JOB_ID_BYTES} bytes in UTF-8")
+    if _BAD_ID_CHARS.search(job_id):
+        raise InvalidJobIdError(f"invalid job id {job_id!r}: no path separators or control characters")
+    if job_id in (".", "..") or ".." in job_id or job_id.startswith(("-", ".")):
+        raise InvalidJobIdError(f"invalid job id {job_id!r}: must not start with '-' or '.' or contain '..'")
+    return job_id
+
+
+class JobRecord(BaseData):
+    """One job: what ran, where, on which backend (its opaque ``handle``), and how it ended.
+
+    ``dirname`` is the job's own name for its files (its id, as in the original nodejobs). The local
+    backend also keeps its process identity readable: ``last_pid`` (the payload), ``pid_start``,
+    ``supervisor_pid``, ``supervisor_start`` and ``boot_id``.
+    """
+
+    Status = JobStatus
+
+    self_id: str
+    status: (JobStatus, None)
+    last_update: (datetime, None)
+    command: (str, None)
+    shell: (bool, None)
+    cwd: (str, None)
+    dirname: (str, None)
+    logdir: (str, None)
+    logfile: (str, None)
+    env_keys: (str, None)
+    backend: (str, None)  # which backend runs it ("local"); each backend observes its own jobs
+    handle: (str, None)  # the backend's opaque handle of this run, as JSON
+    run_id: (str, None)  # random, new for every run of the id: tells runs apart, marks the run's processes
+    last_pid: (int, None)
+    pid_start: (int, None)
+    supervisor_pid: (int, None)
+    supervisor_start: (int, None)
+    launcher_pid: (int, None)  # the process that called run(): a start it did not finish can be told apart
+    launcher_start: (int, None)
+    boot_id: (str, None)
+    started_at: (datetime, None)
+    ended_at: (datetime, None)
+    exit_code: (int, None)
+    reason: (str, None)
+    cpu_time: (float, None)  # seconds of CPU (user + system) of the whole tree, recorded at the end
+    max_rss: (int, None)  # bytes: the largest resident memory of the tree seen by a usage sample
+    group: (str, None)  # its queue group; a group's limit caps how many of its jobs run at once
+    after: (str, None)  # JSON list of the ids it waits for (it starts when every one finished)
+    start_at: (datetime, None)  # not started before this time
+    timeout: (float, None)  # seconds it may run before it is ended as timed_out
+    tags: (str, None)  # JSON object of the user's labels, e.g. {"lr": 0.01}
+    resources: (str, None)  # JSON object of what it asks a scheduler for, e.g. {"cpus": 4} (resources.py)
+    slot: (int, None)  # 0..limit-1 in a limited group, unique among its running jobs (NODEJOBS_SLOT)
+    submitted_at: (datetime, None)
+    call: (str, None)  # a function job (Jobs.submit): its pickled call, run by python -m nodejobs.functions
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        # Paths are made from these: they must not reach outside the log directory or hold NUL.
+        if key in ("self_id", "logfile") and value is not None:
+            validate_job_id(value)
+        elif key == "logdir" and value is not None and not _is_clean_path(value):
+            raise ValueError(f"JobRecord.logdir: {value!r} is not an absolute path without NUL")
+        super().__setitem__(key, value)
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_STATUSES
+
+    @property
+    def tag_values(self) -> dict[str, Any]:
+        """The tags as a dict (empty when it has none, or when they are not a JSON object)."""
+        value = loads(self.tags)
+        return value if isinstance(value, dict) else {}
+
+    @property
+    def after_ids(self) -> list[str]:
+        """The ids this job waits for (empty when none)."""
+        value = loads(self.after)
+        return [i for i in value if isinstance(i, str)] if isinstance(value, list) else []
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds from start to end (to now while the job is active)."""
+        if self.started_at is None:
+            return None
+        end = self.ended_at or (datetime.now(timezone.utc) if self.is_active else self.last_update)
+        if end is None:
+            return None
+        return (end - self.started_at).total_seconds()
+
+    def _repr_html_(self) -> str:
+        rows = "".join(
+            f"<tr><th style='text-align:left'>{html.escape(k)}</th><td style='text-align:left'>"
+            f"{html.escape(str(v))}</td></tr>"
+            for k, v in self.items()
+            if v is not None and k not in _HIDDEN_FIELDS
+        )
+        return f"<table class='nodejobs-record'>{rows}</table>"
+
+
+def loads(text: str | None) -> Any:
+    """``text`` as JSON, or None when it is empty or not JSON (a record written by hand)."""
+    try:
+        return json.loads(text) if text else None
+    except ValueError:
+        return None
+
+
+def _is_clean_path(path: Any) -> bool:
+    return isinstance(path, str) and os.path.isabs(path) and "\x00" not in path
+
+
+_HIDDEN_FIELDS = {
+    "pid_start", "supervisor_start", "launcher_pid", "launcher_start", "boot_id", "handle", "run_id",
+}  # fmt: skip
+
+
+class JobFilter(BaseData):
+    """Query criteria: any JobRecord field, matched for equality; ``tags`` is a dict and matches jobs
+    having every one of those tags with that value. Unknown keys are an error."""
+
+    _strict = True
+
+    @classmethod
+    def get_keys(cls) -> tuple[dict, dict]:
+        return {}, {k: (dict if k == "tags" else t, None) for k, t in JobRecord._types.items()}
+
+
+DATAFRAME_COLUMNS = (
+    "status",
+    "exit_code",
+    "last_pid",
+    "command",
+    "cwd",
+    "started_at",
+    "ended_at",
+    "duration",
+    "last_update",
+    "reason",
+    "group",
+    "slot",
+    "position",
+    "cpu_time",
+    "max_rss",
+)
+
+
+_DATAFRAME_DTYPES = {
+    "status": "string",
+    "exit_code": "Int64",
+    "last_pid": "Int64",
+    "command": "string",
+    "cwd": "string",
+    "started_at": "datetime64[ns, UTC]",
+    "ended_at": "datetime64[ns, UTC]",
+    "duration": "timedelta64[ns]",
+    "last_update": "datetime64[ns, UTC]",
+    "reason": "string",
+    "group": "string",
+    "slot": "Int64",
+    "position": "Int64",
+    "cpu_time": "timedelta64[ns]",
+    "max_rss": "Int64",
+}
+_TIME_COLUMNS = ("started_at", "ended_at", "last_update")
+_SECONDS_COLUMNS = ("duration", "cpu_time")
+
+
+def queue_positions(records: Any) -> dict[str, int]:
+    """Job id -> 1-based place in its group's queue, for the queued ones among ``records``."""
+    queued = sorted(
+        (r for r in records if r.status == JobStatus.c_queued),
+        key=lambda r: r.submitted_at or datetime.min.replace(tzinfo=timezone.utc),
+    )
+    places: dict[str, int] = {}
+    out = {}
+    for record in queued:
+        group = record.group or "default"
+        places[group] = places.get(group, 0) + 1
+        out[record.self_id] = places[group]
+    return out
+
+
+class JobRecordDict(dict):
+    """Job id -> ``JobRecord``, in the order the database listed them."""
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        if not isinstance(value, JobRecord):
+            value = JobRecord(value)
+        super().__setitem__(key, value)
+
+    def to_dataframe(self) -> "Any":
+        """A pandas DataFrame indexed by job id: the same columns and dtypes whatever the records hold
+        (``string``, ``Int64``, ``datetime64[ns, UTC]``, ``timedelta64[ns]``), even when empty; then one
+        column per tag key (dtype inferred; missing values NA), unless a built-in column has that name.
+        ``cpu_time`` and ``duration`` are timedeltas, ``max_rss`` bytes."""
+        import pandas as pd
+
+        records = list(self.values())
+        places = queue_positions(records)
+        columns = {}
+        for name in DATAFRAME_COLUMNS:
+            if name == "position":
+                values = [places.get(r.self_id) for r in records]
+            else:
+                values = [r.duration if name == "duration" else r.get(name) for r in records]
+            if name in _SECONDS_COLUMNS:
+                column = pd.to_timedelta(pd.Series(values, dtype="float64"), unit="s")
+            elif name in _TIME_COLUMNS:
+                column = pd.to_datetime(pd.Series(values, dtype=object), utc=True)
+            else:
+                column = pd.Series(values, dtype=object)
+            columns[name] = column.astype(_DATAFRAME_DTYPES[name]).array
+        tags = [r.tag_values for r in records]
+        for key in sorted({k for t in tags for k in t} - set(columns)):
+            columns[key] = pd.Series([t.get(key) for t in tags], dtype=object).infer_objects().array
+        return pd.DataFrame(columns, index=pd.Index(list(self.keys()), name="self_id", dtype="string"))
+
+    def _repr_html_(self) -> str:
+        return self.to_dataframe()._repr_html_()
