@@ -17,25 +17,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from nodejobs.errors import ResultFileError, UnpicklableError
+from nodejobs.store.paths import CALL_SUFFIX, RESULT_SUFFIX, result_path
+from nodejobs.store.paths import call_files as files_of
+
+__all__ = [
+    "CALL_MAGIC", "CALL_SUFFIX", "RESULT_MAGIC", "RESULT_SUFFIX", "Outcome", "dumps", "files_of", "loads",
+    "pickle_call", "read_file", "read_result", "result_path", "write_file",
+]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
 VERSION = 1
 CALL_MAGIC, RESULT_MAGIC = b"nodejobs-call", b"nodejobs-result"
-CALL_SUFFIX, RESULT_SUFFIX = "_call.pkl", "_result.pkl"
-
-
-def result_path(call_path: str) -> str:
-    """Where the result of the call in ``call_path`` is written."""
-    base = call_path[: -len(CALL_SUFFIX)] if call_path.endswith(CALL_SUFFIX) else call_path
-    return base + RESULT_SUFFIX
-
-
-def files_of(call_path: str, logdir: str) -> list[str]:
-    """The call file and its result file, if ``call_path`` is a call file inside ``logdir`` (else none:
-    a path from a record is never trusted to name anything else)."""
-    inside = os.path.dirname(os.path.abspath(call_path)) == os.path.abspath(logdir)
-    return [call_path, result_path(call_path)] if inside and call_path.endswith(CALL_SUFFIX) else []
 
 
 # -- writing and reading the files ------------------------------------------------------------------

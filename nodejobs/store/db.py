@@ -17,7 +17,6 @@ from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
 from nodejobs.errors import DatabaseError, JobExistsError, UnknownFieldError
-from nodejobs.functions.callfile import files_of
 from nodejobs.model.records import (
     ACTIVE_STATUSES,
     JobFilter,
@@ -29,6 +28,7 @@ from nodejobs.model.records import (
 from nodejobs.model.states import check_transition
 from nodejobs.store import files as logs
 from nodejobs.store.cache import RecordCache, gc_paused
+from nodejobs.store.paths import JobPaths
 from nodejobs.store.query import JobQuery
 
 __all__ = ["Changes", "JobDB", "JobFilter", "JobRecord", "JobRecordDict"]
@@ -90,15 +90,6 @@ _COUNTER_START = (
 )
 _NUMBER_OLD_ROWS = "UPDATE jobs SET seq = seq WHERE seq IS NULL"  # older rows: numbered by trigger
 _ACTIVE_SQL = ", ".join(f"'{s}'" for s in ACTIVE_STATUSES)
-
-OUT_SUFFIX = "_out.txt"
-ERR_SUFFIX = "_errors.txt"
-EXIT_SUFFIX = ".exit"
-SCRIPT_SUFFIX = "_script"
-PENDING_SUFFIX = "_pending.json"
-# Files backends keep beside a job's exit file: the time limit's marks, and a Slurm job's batch script,
-# go/no-go files and cancel note (backends/slurm_script.py SIDE_SUFFIXES).
-EXIT_SIDE_SUFFIXES = (".started", ".timeout", ".sbatch", ".go", ".nogo", ".cancel")
 
 
 def _to_sql(key: str, value: Any) -> Any:
@@ -241,25 +232,26 @@ class JobDB:
 
     # -- paths -----------------------------------------------------------------------------------
 
-    def _file_base(self, record: JobRecord) -> str:
-        return os.path.join(record.logdir or self.logdir, record.logfile or record.self_id)
+    def paths(self, record: JobRecord) -> JobPaths:
+        """Where the files of ``record``'s job are."""
+        return JobPaths.of(record, self.logdir)
 
     def log_paths(self, record: JobRecord) -> tuple[str, str]:
         """``(stdout_path, stderr_path)`` of a job."""
-        base = self._file_base(record)
-        return base + OUT_SUFFIX, base + ERR_SUFFIX
+        paths = self.paths(record)
+        return paths.out, paths.err
 
     def exit_path(self, record: JobRecord) -> str:
         """Where a job's supervisor writes its exit code."""
-        return self._file_base(record) + EXIT_SUFFIX
+        return self.paths(record).exit
 
     def pending_path(self, record: JobRecord) -> str:
         """Where a queued job's environment waits until it starts (0600, deleted then)."""
-        return self._file_base(record) + PENDING_SUFFIX
+        return self.paths(record).pending
 
     def script_path(self, job_id: str, extension: str) -> str:
         """Where a job's script (from ``%%job``) is kept."""
-        return os.path.join(self.logdir, validate_job_id(job_id) + SCRIPT_SUFFIX + extension)
+        return JobPaths(self.logdir, job_id).script(extension)
 
     # -- records ---------------------------------------------------------------------------------
 
@@ -433,19 +425,14 @@ class JobDB:
         rows = self._execute(f"SELECT self_id FROM jobs {where} {order}", [*params, *more])
         return [row[0] for row in rows]
 
-    def delete(self, job_id: str) -> None:
-        """Remove a job's record and its files."""
+    def delete(self, job_id: str, side_suffixes: Iterable[str] = ()) -> None:
+        """Remove a job's record and its files, with the files beside its exit file that end with one of
+        ``side_suffixes`` (those its backend declares)."""
         record = self.get(job_id)
         if record is None:
             return
-        exit_path = self.exit_path(record)
-        for path in (*self.log_paths(record), exit_path, self.pending_path(record)):
-            logs.remove_if_exists(path)
-        for suffix in EXIT_SIDE_SUFFIXES:
-            logs.remove_if_exists(exit_path + suffix)
-        for extension in (".sh", ".py"):
-            logs.remove_if_exists(self.script_path(job_id, extension))
-        for path in files_of(record.call, self.logdir) if record.call else ():  # a function job's
+        paths = self.paths(record)
+        for path in (*paths.own(), *paths.side(side_suffixes)):
             logs.remove_if_exists(path)
         self._execute("DELETE FROM jobs WHERE self_id = ?", [job_id])
 
@@ -479,4 +466,3 @@ def _check_columns(fields: Iterable[str]) -> None:
     unknown = set(fields) - set(COLUMNS)
     if unknown:
         raise UnknownFieldError(f"unknown job field(s): {', '.join(sorted(map(repr, unknown)))}")
-
