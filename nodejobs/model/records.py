@@ -104,8 +104,7 @@ class JobRecord(BaseData):
     @property
     def after_ids(self) -> list[str]:
         """The ids this job waits for (empty when none)."""
-        value = loads(self.after)
-        return [i for i in value if isinstance(i, str)] if isinstance(value, list) else []
+        return parse_ids(self.after)
 
     @property
     def duration(self) -> float | None:
@@ -133,6 +132,12 @@ def loads(text: str | None) -> Any:
         return json.loads(text) if text else None
     except ValueError:
         return None
+
+
+def parse_ids(text: str | None) -> list[str]:
+    """The ids in a stored JSON list of ids (a record's ``after``); none if it is not one."""
+    value = loads(text)
+    return [i for i in value if isinstance(i, str)] if isinstance(value, list) else []
 
 
 def _is_clean_path(path: Any) -> bool:

@@ -23,13 +23,12 @@ from nodejobs.backends import host
 from nodejobs.backends.local.procs import RUN_MARK
 from nodejobs.engine.lifecycle import Launch, Lifecycle, now
 from nodejobs.model.records import JobRecord, JobStatus
-from nodejobs.store.db import JobDB, q
+from nodejobs.store.db import JobDB
 from nodejobs.store.files import remove_if_exists
 
 log = logging.getLogger(__name__)
 
 S = JobStatus
-_RUNNING_SQL = ", ".join(f"'{s}'" for s in (S.c_starting, S.c_pending, S.c_running, S.c_stopping))
 MARKER = "queued"  # <db_path>/queued exists while the database may hold queued jobs
 DRAINING = "draining"  # <db_path>/draining holds the pid of a dispatcher that keeps draining
 PREWARM = 1.0  # a timer wakes this early; the dispatcher it becomes waits out the rest (Python starts slowly)
@@ -76,12 +75,12 @@ class Queue:
             if dep in seen:
                 continue
             seen.add(dep)
-            rows = self.job_db.rows(f"SELECT status, {q('after')} FROM jobs WHERE self_id = ?", [dep])
-            if not rows:
+            found = self.job_db.status_and_after(dep)
+            if found is None:
                 raise ValueError(f"job {job_id!r}: unknown dependency {dep!r} (no job with that id)")
-            status, deps = rows[0]
+            status, deps = found
             if status == S.c_queued:
-                todo.extend(_ids(deps))
+                todo.extend(deps)
 
     def dispatch_command(self) -> list[str]:
         """The command that dispatches this database from any process: ``python -m nodejobs.queue``."""
@@ -123,30 +122,26 @@ class Queue:
 
     def _claim(self) -> list[JobRecord]:
         """In the transaction: the queued jobs that may start, claimed as ``starting`` with their slot."""
-        columns = ("self_id", "run_id", "group", "after", "start_at", "reason")
-        queued = self.job_db.rows(
-            f"SELECT {', '.join(map(q, columns))} FROM jobs WHERE status = ? ORDER BY submitted_at, rowid",
-            [S.c_queued],
-        )
+        queued = self.job_db.queued()
         if not queued:
             remove_if_exists(self.marker)
             return []
         used: dict[str, set[int | None]] = {}
         counts: dict[str, int] = {}
-        sql = f"SELECT coalesce({q('group')}, 'default'), slot FROM jobs WHERE status IN ({_RUNNING_SQL})"
-        for group, slot in self.job_db.rows(sql):
+        for group, slot in self.job_db.running_slots():
             counts[group] = counts.get(group, 0) + 1
             used.setdefault(group, set()).add(slot)
         limits = self.job_db.limits()
-        statuses = self._statuses({d for row in queued for d in _ids(row[3])})
+        statuses = self.job_db.statuses(d for job in queued for d in job.after)
         moment = now()
         launcher_pid, launcher_start = host.this_process()
         claimed = []
-        future = [row[4] for row in queued if row[4] is not None and row[4] > moment.timestamp()]
+        future = [
+            job.start_at for job in queued if job.start_at is not None and job.start_at > moment.timestamp()
+        ]
         if future:
             self._ensure_timer(min(future))
-        for job_id, run_id, group, after, start_at, old_reason in queued:
-            deps = _ids(after)
+        for job_id, run_id, group, deps, start_at, old_reason in queued:
             broken = next((d for d in deps if statuses.get(d) not in (S.c_finished, *_ACTIVE)), None)
             if broken is not None:  # QUEUED -> DEPENDENCY_FAILED: it never runs
                 status = statuses.get(broken)
@@ -157,7 +152,6 @@ class Queue:
                 statuses[job_id] = S.c_dependency_failed
                 continue
             waiting = [d for d in deps if statuses.get(d) != S.c_finished]
-            group = group or "default"
             limit = limits.get(group)
             running = counts.get(group, 0)
             reason = None
@@ -203,19 +197,8 @@ class Queue:
 
     def next_start(self) -> float | None:
         """Seconds until the earliest delayed start of a queued job, or None."""
-        rows = self.job_db.rows("SELECT min(start_at) FROM jobs WHERE status = ? AND start_at IS NOT NULL",
-                                [S.c_queued])  # fmt: skip
-        return rows[0][0] - now().timestamp() if rows and rows[0][0] is not None else None
-
-    def _statuses(self, ids: set[str]) -> dict[str, str]:
-        found: dict[str, str] = {}
-        ids_list = sorted(ids)
-        for i in range(0, len(ids_list), 500):
-            chunk = ids_list[i : i + 500]
-            marks = ", ".join("?" * len(chunk))
-            sql = f"SELECT self_id, status FROM jobs WHERE self_id IN ({marks})"
-            found.update(self.job_db.rows(sql, chunk))
-        return found
+        earliest = self.job_db.earliest_start()
+        return earliest - now().timestamp() if earliest is not None else None
 
     def _launch(self, record: JobRecord) -> Launch | None:
         """The launch a claimed job was submitted with (read, then its pending file deleted)."""
@@ -235,11 +218,6 @@ class Queue:
 
 
 _ACTIVE = (S.c_queued, S.c_starting, S.c_pending, S.c_running, S.c_stopping)
-
-
-def _ids(after: str | None) -> list[str]:
-    """The dependency ids stored in a record's ``after`` (none if it is not a JSON list of ids)."""
-    return JobRecord.trusted({"self_id": "x", "after": after}).after_ids
 
 
 def remove_pending(job_db: JobDB, job_id: str) -> None:

@@ -17,12 +17,14 @@ from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
 from nodejobs.errors import DatabaseError, JobExistsError, UnknownFieldError
+from nodejobs.model.options import DEFAULT_GROUP
 from nodejobs.model.records import (
     ACTIVE_STATUSES,
     JobFilter,
     JobRecord,
     JobRecordDict,
     JobStatus,
+    parse_ids,
     validate_job_id,
 )
 from nodejobs.model.states import check_transition
@@ -31,7 +33,7 @@ from nodejobs.store.cache import RecordCache, gc_paused
 from nodejobs.store.paths import JobPaths
 from nodejobs.store.query import JobQuery
 
-__all__ = ["Changes", "JobDB", "JobFilter", "JobRecord", "JobRecordDict"]
+__all__ = ["Changes", "JobDB", "JobFilter", "JobRecord", "JobRecordDict", "QueuedJob"]
 
 _SQL_TYPES = {
     str: "TEXT", int: "INTEGER", float: "REAL", bool: "INTEGER", datetime: "REAL", JobStatus: "TEXT",
@@ -90,6 +92,14 @@ _COUNTER_START = (
 )
 _NUMBER_OLD_ROWS = "UPDATE jobs SET seq = seq WHERE seq IS NULL"  # older rows: numbered by trigger
 _ACTIVE_SQL = ", ".join(f"'{s}'" for s in ACTIVE_STATUSES)
+_STARTED = tuple(
+    s for s in ACTIVE_STATUSES if s != JobStatus.c_queued
+)  # a job that holds a place in its group
+
+
+def _marks(values: Iterable[Any]) -> str:
+    """One ``?`` per value, for ``IN (...)``."""
+    return ", ".join("?" for _ in values)
 
 
 def _to_sql(key: str, value: Any) -> Any:
@@ -118,6 +128,17 @@ def _row_to_record(row: tuple) -> JobRecord:
         if value is not None:
             dict.__setitem__(record, name, bool(value))
     return record
+
+
+class QueuedJob(NamedTuple):
+    """What the queue reads of a queued job to decide whether it may start."""
+
+    job_id: str
+    run_id: str | None
+    group: str
+    after: list[str]  # the ids it waits for
+    start_at: float | None  # a timestamp: not started before it
+    reason: str | None  # why it waits, as last written
 
 
 class Changes(NamedTuple):
@@ -212,9 +233,42 @@ class JobDB:
                 raise
             self._execute("COMMIT")
 
-    def rows(self, sql: str, params: Iterable[Any] = ()) -> list[tuple]:
-        """The rows of a read-only ``sql`` statement (for the queue's lean scans)."""
-        return self._execute(sql, params)
+    # -- the queue's lean reads (inside its transaction) ----------------------------------------------
+
+    def queued(self) -> list[QueuedJob]:
+        """The queued jobs, in the order they were submitted."""
+        rows = self._execute(
+            f"SELECT self_id, run_id, {q('group')}, {q('after')}, start_at, reason FROM jobs "
+            "WHERE status = ? ORDER BY submitted_at, rowid",
+            [JobStatus.c_queued],
+        )
+        return [QueuedJob(i, run, group or DEFAULT_GROUP, parse_ids(after), at, why)
+                for i, run, group, after, at, why in rows]  # fmt: skip
+
+    def running_slots(self) -> list[tuple[str, int | None]]:
+        """``(group, slot)`` of every job that holds a place in its group (started, not yet ended)."""
+        sql = f"SELECT coalesce({q('group')}, ?), slot FROM jobs WHERE status IN ({_marks(_STARTED)})"
+        return [(group, slot) for group, slot in self._execute(sql, [DEFAULT_GROUP, *_STARTED])]
+
+    def statuses(self, ids: Iterable[str]) -> dict[str, str]:
+        """Job id -> status, for those of ``ids`` that exist."""
+        found: dict[str, str] = {}
+        wanted = sorted(set(ids))
+        for start in range(0, len(wanted), 500):
+            part = wanted[start : start + 500]
+            sql = f"SELECT self_id, status FROM jobs WHERE self_id IN ({_marks(part)})"
+            found.update(self._execute(sql, part))
+        return found
+
+    def status_and_after(self, job_id: str) -> tuple[str, list[str]] | None:
+        """A job's status and the ids it waits for, or None if there is no such job."""
+        rows = self._execute(f"SELECT status, {q('after')} FROM jobs WHERE self_id = ?", [job_id])
+        return (rows[0][0], parse_ids(rows[0][1])) if rows else None
+
+    def earliest_start(self) -> float | None:
+        """The earliest delayed start of a queued job (a timestamp), or None."""
+        sql = "SELECT min(start_at) FROM jobs WHERE status = ? AND start_at IS NOT NULL"
+        return self._execute(sql, [JobStatus.c_queued])[0][0]
 
     # -- group limits ----------------------------------------------------------------------------
 
@@ -352,7 +406,7 @@ class JobDB:
             fresh = {}
             for start in range(0, len(chosen), 500):
                 part = chosen[start : start + 500]
-                sql = f"SELECT rowid, seq, {_FIELDS} FROM jobs WHERE rowid IN ({', '.join('?' * len(part))})"
+                sql = f"SELECT rowid, seq, {_FIELDS} FROM jobs WHERE rowid IN ({_marks(part)})"
                 fresh.update((row[0], (row[1], _row_to_record(row[2:]))) for row in self._execute(sql, part))
             out = []
             for rowid, seq in keys:
@@ -410,7 +464,7 @@ class JobDB:
     def list_in(self, statuses: Iterable[str]) -> list[JobRecord]:
         """Records whose status is one of ``statuses``."""
         wanted = list(statuses)
-        return self._query(f"WHERE status IN ({', '.join('?' * len(wanted))})", wanted)
+        return self._query(f"WHERE status IN ({_marks(wanted)})", wanted)
 
     def ids_like(self, prefix: str) -> list[str]:
         """Job ids that start with ``prefix``."""
