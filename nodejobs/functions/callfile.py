@@ -12,11 +12,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from dataclasses import dataclass
 from typing import Any
 
 from nodejobs.errors import ResultFileError, UnpicklableError
+from nodejobs.store.files import write_private
 from nodejobs.store.paths import CALL_SUFFIX, RESULT_SUFFIX, result_path
 from nodejobs.store.paths import call_files as files_of
 
@@ -67,18 +67,7 @@ def write_file(path: str, magic: bytes, meta: dict[str, Any], payload: bytes) ->
     """Write a call or result file whole or not at all (mode 0600); ``OSError`` if it cannot be."""
     meta = {**meta, "size": len(payload), "sha256": hashlib.sha256(payload).hexdigest()}
     head = magic + b" %d\n" % VERSION + json.dumps(meta).encode() + b"\n"
-    temporary = f"{path}.{os.getpid()}.tmp"
-    try:
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with open(fd, "wb") as f:
-            f.write(head)
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())  # a result survives a crash of the machine
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
+    write_private(path, head, payload, sync=True)  # sync: a result survives a crash of the machine
 
 
 def read_file(path: str, magic: bytes, what: str) -> tuple[dict[str, Any], bytes]:

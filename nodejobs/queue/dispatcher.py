@@ -24,7 +24,7 @@ from nodejobs.backends.local.procs import RUN_MARK
 from nodejobs.engine.lifecycle import Launch, Lifecycle, now
 from nodejobs.model.records import JobRecord, JobStatus
 from nodejobs.store.db import JobDB
-from nodejobs.store.files import remove_if_exists
+from nodejobs.store.files import remove_if_exists, write_private
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,8 @@ class Queue:
         with self.job_db.transaction():
             self._check_dependencies(record.self_id, record.after_ids)
             self.job_db.claim(queued, replace)
-            _write_private(pending, {"argv": launch.argv, "env": launch.env, "keep": launch.keep_leftovers})
+            saved = {"argv": launch.argv, "env": launch.env, "keep": launch.keep_leftovers}
+            write_private(pending, json.dumps(saved))
             with open(os.open(self.marker, os.O_WRONLY | os.O_CREAT, 0o600)):
                 pass
         self.dispatch()
@@ -193,7 +194,7 @@ class Queue:
             pass
         pid = start_later(when - now().timestamp() - PREWARM, self.dispatch_command())
         found = host.proc_start(pid)
-        _write_text(path, f"{pid} {found[0] if found else 0} {host.boot_id()} {when}\n")
+        write_private(path, f"{pid} {found[0] if found else 0} {host.boot_id()} {when}\n")
 
     def next_start(self) -> float | None:
         """Seconds until the earliest delayed start of a queued job, or None."""
@@ -225,21 +226,6 @@ def remove_pending(job_db: JobDB, job_id: str) -> None:
     record = job_db.get(job_id)
     if record is not None:
         remove_if_exists(job_db.pending_path(record))
-
-
-def _write_private(path: str, data: dict) -> None:
-    """Write ``data`` as JSON to ``path``, readable by its owner only, replacing it whole."""
-    _write_text(path, json.dumps(data))
-
-
-def _write_text(path: str, text: str) -> None:
-    temporary = f"{path}.{os.getpid()}.tmp"
-    try:
-        with open(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
-            f.write(text)
-        os.replace(temporary, path)
-    finally:
-        remove_if_exists(temporary)
 
 
 def start_later(delay: float, argv: list[str]) -> int:
