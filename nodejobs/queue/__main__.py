@@ -14,7 +14,7 @@ import os
 import sys
 import time
 
-from nodejobs.queue.dispatcher import PREWARM
+from nodejobs.queue.timers import PREWARM
 from nodejobs.store.files import remove_if_exists, write_private
 
 log = logging.getLogger(__name__)

@@ -14,15 +14,14 @@ from __future__ import annotations
 import json
 import logging
 import os
-import subprocess
 import sys
 from datetime import datetime, timezone
 from typing import Any
 
 from nodejobs.backends import host
-from nodejobs.backends.local.procs import RUN_MARK
 from nodejobs.engine.lifecycle import Launch, Lifecycle, now
 from nodejobs.model.records import JobRecord, JobStatus
+from nodejobs.queue import timers
 from nodejobs.store.db import JobDB
 from nodejobs.store.files import remove_if_exists, write_private
 
@@ -31,8 +30,6 @@ log = logging.getLogger(__name__)
 S = JobStatus
 MARKER = "queued"  # <db_path>/queued exists while the database may hold queued jobs
 DRAINING = "draining"  # <db_path>/draining holds the pid of a dispatcher that keeps draining
-PREWARM = 1.0  # a timer wakes this early; the dispatcher it becomes waits out the rest (Python starts slowly)
-TIMER = "timer"  # <db_path>/timer names the sleep that dispatches at the next delayed start
 
 
 class Queue:
@@ -141,7 +138,7 @@ class Queue:
             job.start_at for job in queued if job.start_at is not None and job.start_at > moment.timestamp()
         ]
         if future:
-            self._ensure_timer(min(future))
+            timers.ensure_timer(self.job_db.db_path, min(future), self.dispatch_command())
         for job_id, run_id, group, deps, start_at, old_reason in queued:
             broken = next((d for d in deps if statuses.get(d) not in (S.c_finished, *_ACTIVE)), None)
             if broken is not None:  # QUEUED -> DEPENDENCY_FAILED: it never runs
@@ -181,21 +178,6 @@ class Queue:
                 claimed.append(self.job_db.get(job_id))
         return claimed
 
-    def _ensure_timer(self, when: float) -> None:
-        """Make sure a detached ``sleep`` dispatches at ``when`` (a timestamp): one timer per database,
-        recorded in ``<db>/timer`` as ``pid start-ticks boot when``; a new one if it is gone or late."""
-        path = os.path.join(self.job_db.db_path, TIMER)
-        try:
-            with open(path) as f:
-                pid, start, boot, at = f.read().split()
-            if float(at) <= when + 0.001 and host.is_alive(int(pid), int(start), boot):
-                return
-        except (OSError, ValueError):
-            pass
-        pid = start_later(when - now().timestamp() - PREWARM, self.dispatch_command())
-        found = host.proc_start(pid)
-        write_private(path, f"{pid} {found[0] if found else 0} {host.boot_id()} {when}\n")
-
     def next_start(self) -> float | None:
         """Seconds until the earliest delayed start of a queued job, or None."""
         earliest = self.job_db.earliest_start()
@@ -226,16 +208,3 @@ def remove_pending(job_db: JobDB, job_id: str) -> None:
     record = job_db.get(job_id)
     if record is not None:
         remove_if_exists(job_db.pending_path(record))
-
-
-def start_later(delay: float, argv: list[str]) -> int:
-    """Run ``argv`` after ``delay`` seconds from a detached ``sleep`` (no Python process waits meanwhile);
-    the pid of the shell that sleeps, then becomes ``argv``."""
-    env = {k: v for k, v in os.environ.items() if k != RUN_MARK}
-    popen = subprocess.Popen(
-        ["/bin/sh", "-c", 'sleep "$0"; exec "$@"', f"{max(delay, 0):.3f}", *argv], env=env,
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )  # fmt: skip
-    popen.returncode = 0  # not ours to wait for: no ResourceWarning when it outlives this object
-    return popen.pid
