@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from nodejobs.model.records import JobRecord, validate_job_id
 
@@ -37,45 +36,26 @@ def call_files(call_path: str, logdir: str) -> list[str]:
     return [call_path, result_path(call_path)] if inside and call_path.endswith(CALL_SUFFIX) else []
 
 
-@dataclass(frozen=True)
 class JobPaths:
     """The files of one job; ``home`` is the database's log directory."""
 
-    home: str
-    job_id: str
-    logdir: str | None = None
-    logfile: str | None = None
-    call_path: str | None = None
+    def __init__(
+        self, home: str, job_id: str, logdir: str | None = None, logfile: str | None = None,
+        call_path: str | None = None,
+    ) -> None:  # fmt: skip
+        self.home = home
+        self.job_id = job_id
+        self.call_path = call_path
+        self.base = os.path.join(logdir or home, logfile or job_id)  # the start of the names of its files
+        self.out = self.base + OUT_SUFFIX  # its stdout
+        self.err = self.base + ERR_SUFFIX  # its stderr
+        self.exit = self.base + EXIT_SUFFIX  # where its supervisor writes its exit code
+        self.pending = self.base + PENDING_SUFFIX  # a queued job's launch, until it starts
 
     @classmethod
     def of(cls, record: JobRecord, home: str) -> JobPaths:
         """The files of ``record``'s job in a database whose log directory is ``home``."""
         return cls(home, record.self_id, record.logdir, record.logfile, record.call)
-
-    @property
-    def base(self) -> str:
-        """The common start of the job's file names."""
-        return os.path.join(self.logdir or self.home, self.logfile or self.job_id)
-
-    @property
-    def out(self) -> str:
-        """The job's stdout."""
-        return self.base + OUT_SUFFIX
-
-    @property
-    def err(self) -> str:
-        """The job's stderr."""
-        return self.base + ERR_SUFFIX
-
-    @property
-    def exit(self) -> str:
-        """Where the job's supervisor writes its exit code."""
-        return self.base + EXIT_SUFFIX
-
-    @property
-    def pending(self) -> str:
-        """Where a queued job's launch waits until it starts (0600, deleted then)."""
-        return self.base + PENDING_SUFFIX
 
     def script(self, extension: str) -> str:
         """Where the job's script (from ``%%job``) is kept."""
