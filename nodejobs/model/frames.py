@@ -76,6 +76,7 @@ def to_dataframe(by_id: Mapping[str, JobRecord]) -> Any:
     places = queue_positions(records)
     columns = {}
     for name in DATAFRAME_COLUMNS:
+        values: list[Any]
         if name == "position":
             values = [places.get(r.self_id) for r in records]
         else:

@@ -16,13 +16,13 @@ import logging
 import os
 import sys
 from datetime import datetime, timezone
-from typing import Any
 
 from nodejobs.backends import host
 from nodejobs.engine.lifecycle import Launch, Lifecycle, now
 from nodejobs.model.records import JobRecord, JobStatus
+from nodejobs.model.states import ACTIVE_STATUSES
 from nodejobs.queue import timers
-from nodejobs.store.db import JobDB
+from nodejobs.store.db import JobDB, QueuedJob
 from nodejobs.store.files import remove_if_exists, write_private
 
 log = logging.getLogger(__name__)
@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 S = JobStatus
 MARKER = "queued"  # <db_path>/queued exists while the database may hold queued jobs
 DRAINING = "draining"  # <db_path>/draining holds the pid of a dispatcher that keeps draining
+_MAY_STILL_FINISH = (S.c_finished, *ACTIVE_STATUSES)  # a dependency in any other status is broken
 
 
 class Queue:
@@ -106,7 +107,7 @@ class Queue:
         if not self.has_queued():
             return []
         if fold_ends:
-            self.lifecycle.refresh_many(self.job_db.list_in(_ACTIVE[1:]))
+            self.lifecycle.refresh_many(self.job_db.list_in(s for s in ACTIVE_STATUSES if s != S.c_queued))
         with self.job_db.transaction():
             claimed = self._claim()
         started = []
@@ -124,59 +125,45 @@ class Queue:
         if not queued:
             remove_if_exists(self.marker)
             return []
-        used: dict[str, set[int | None]] = {}
-        counts: dict[str, int] = {}
-        for group, slot in self.job_db.running_slots():
-            counts[group] = counts.get(group, 0) + 1
-            used.setdefault(group, set()).add(slot)
-        limits = self.job_db.limits()
+        slots = _Slots(self.job_db.running_slots(), self.job_db.limits())
         statuses = self.job_db.statuses(d for job in queued for d in job.after)
         moment = now()
-        launcher_pid, launcher_start = host.this_process()
-        claimed = []
-        future = [
-            job.start_at for job in queued if job.start_at is not None and job.start_at > moment.timestamp()
-        ]
+        future = [at for at in (job.start_at for job in queued) if at is not None and at > moment.timestamp()]
         if future:
             timers.ensure_timer(self.job_db.db_path, min(future), self.dispatch_command())
-        for job_id, run_id, group, deps, start_at, old_reason in queued:
-            broken = next((d for d in deps if statuses.get(d) not in (S.c_finished, *_ACTIVE)), None)
-            if broken is not None:  # QUEUED -> DEPENDENCY_FAILED: it never runs
-                status = statuses.get(broken)
-                how = f"ended {status}" if status else "was removed"
-                fields = {"reason": f"dependency {broken!r} {how}", "ended_at": moment}
-                self.job_db.update_run(job_id, run_id, S.c_queued, fields, S.c_dependency_failed)
-                remove_pending(self.job_db, job_id)
-                statuses[job_id] = S.c_dependency_failed
+        launcher = host.this_process()
+        claimed = []
+        for job in queued:
+            broken = next(
+                (d for d in job.after if statuses.get(d) not in (S.c_finished, *ACTIVE_STATUSES)), None
+            )
+            if broken is not None:
+                self._end_unrunnable(job, broken, statuses.get(broken), moment)
+                statuses[job.job_id] = S.c_dependency_failed
                 continue
-            waiting = [d for d in deps if statuses.get(d) != S.c_finished]
-            limit = limits.get(group)
-            running = counts.get(group, 0)
-            reason = None
-            if waiting:
-                reason = f"waiting for {', '.join(waiting)}"
-            elif start_at is not None and start_at > moment.timestamp():
-                when = datetime.fromtimestamp(start_at, timezone.utc).strftime("%H:%M:%S")
-                reason = f"starts at {when} UTC"
-            elif limit is not None and running >= limit:
-                reason = f"waiting for slot in group {group} ({running}/{limit} running)"
+            reason = _waits_for(job, statuses, slots, moment)
             if reason is not None:
-                if reason != old_reason:
-                    self.job_db.update_run(job_id, run_id, S.c_queued, {"reason": reason})
+                if reason != job.reason:
+                    self.job_db.update_run(job.job_id, job.run_id, S.c_queued, {"reason": reason})
                 continue
-            slot = None
-            if limit is not None:
-                slot = min(set(range(limit)) - used.get(group, set()))
-                used.setdefault(group, set()).add(slot)
-            counts[group] = running + 1
-            fields: dict[str, Any] = {
-                "slot": slot, "started_at": now(), "reason": None, "boot_id": host.boot_id(),
-                "launcher_pid": launcher_pid, "launcher_start": launcher_start,
+            fields = {
+                "slot": slots.take(job.group), "started_at": now(), "reason": None, "boot_id": host.boot_id(),
+                "launcher_pid": launcher[0], "launcher_start": launcher[1],
             }  # fmt: skip
-            if self.job_db.update_run(job_id, run_id, S.c_queued, fields, S.c_starting):  # QUEUED -> STARTING
-                statuses[job_id] = S.c_starting
-                claimed.append(self.job_db.get(job_id))
+            if self.job_db.update_run(job.job_id, job.run_id, S.c_queued, fields, S.c_starting):
+                # QUEUED -> STARTING
+                statuses[job.job_id] = S.c_starting
+                record = self.job_db.get(job.job_id)
+                if record is not None:
+                    claimed.append(record)
         return claimed
+
+    def _end_unrunnable(self, job: QueuedJob, broken: str, status: str | None, moment: datetime) -> None:
+        """QUEUED -> DEPENDENCY_FAILED: ``job`` never runs, since its dependency ``broken`` did not finish."""
+        how = f"ended {status}" if status else "was removed"
+        fields = {"reason": f"dependency {broken!r} {how}", "ended_at": moment}
+        self.job_db.update_run(job.job_id, job.run_id, S.c_queued, fields, S.c_dependency_failed)
+        remove_pending(self.job_db, job.job_id)
 
     def next_start(self) -> float | None:
         """Seconds until the earliest delayed start of a queued job, or None."""
@@ -200,7 +187,44 @@ class Queue:
         return Launch(list(pending["argv"]), env, bool(pending.get("keep")))
 
 
-_ACTIVE = (S.c_queued, S.c_starting, S.c_pending, S.c_running, S.c_stopping)
+class _Slots:
+    """The places taken in each group: how many of its jobs run, and which slots they hold."""
+
+    def __init__(self, running: list[tuple[str, int | None]], limits: dict[str, int]) -> None:
+        self.limits = limits
+        self.counts: dict[str, int] = {}
+        self.used: dict[str, set[int | None]] = {}
+        for group, slot in running:
+            self.counts[group] = self.counts.get(group, 0) + 1
+            self.used.setdefault(group, set()).add(slot)
+
+    def full(self, group: str) -> str | None:
+        """Why ``group`` has no free place, or None if it has one."""
+        limit, running = self.limits.get(group), self.counts.get(group, 0)
+        if limit is not None and running >= limit:
+            return f"waiting for slot in group {group} ({running}/{limit} running)"
+        return None
+
+    def take(self, group: str) -> int | None:
+        """Take a place in ``group``: the lowest free slot in a limited group, else None."""
+        self.counts[group] = self.counts.get(group, 0) + 1
+        limit = self.limits.get(group)
+        if limit is None:
+            return None
+        slot = min(set(range(limit)) - self.used.get(group, set()))
+        self.used.setdefault(group, set()).add(slot)
+        return slot
+
+
+def _waits_for(job: QueuedJob, statuses: dict[str, str], slots: _Slots, moment: datetime) -> str | None:
+    """Why a queued job may not start yet (its dependencies, its start time, its group's limit), or None."""
+    waiting = [d for d in job.after if statuses.get(d) != S.c_finished]
+    if waiting:
+        return f"waiting for {', '.join(waiting)}"
+    if job.start_at is not None and job.start_at > moment.timestamp():
+        when = datetime.fromtimestamp(job.start_at, timezone.utc).strftime("%H:%M:%S")
+        return f"starts at {when} UTC"
+    return slots.full(job.group)
 
 
 def remove_pending(job_db: JobDB, job_id: str) -> None:

@@ -286,7 +286,7 @@ class JobDB:
         missing = set(self._cache.missing(seq for _, seq in keys))
         if len(missing) * 2 <= len(keys):
             chosen = [rowid for rowid, seq in keys if seq in missing]
-            fresh = {}
+            fresh: dict[int, tuple[int | None, JobRecord]] = {}
             for start in range(0, len(chosen), 500):
                 part = chosen[start : start + 500]
                 sql = f"SELECT rowid, seq, {FIELDS} FROM jobs WHERE rowid IN ({marks(part)})"
@@ -299,8 +299,8 @@ class JobDB:
                     if found is None or found[0] != seq:  # changed or deleted since: read all at once
                         break
                     self._cache.put(seq, found[1])
-                    record = self._cache.copy(seq) if seq is not None else found[1]
-                out.append(record or found[1])
+                    record = (self._cache.copy(seq) if seq is not None else None) or found[1]
+                out.append(record)
             else:
                 return out
         out = []  # one statement: one consistent view of the rows
