@@ -32,6 +32,8 @@ from nodejobs.store.db import Changes, JobDB
 from nodejobs.store.query import JobQuery, TimeSpec
 
 FOLLOW_INTERVAL = 0.2
+# replaced by each backend's side_suffixes at merge
+_SIDE_SUFFIXES = (".started", ".timeout", ".sbatch", ".go", ".nogo", ".cancel")
 
 
 def default_db_path() -> str:
@@ -406,7 +408,7 @@ class Jobs(FunctionJobs):
         record = self._require(job_id)
         if record.is_active:
             raise JobStillRunningError(f"job {job_id!r} is still {record.status}; stop it first")
-        self.jobdb.delete(job_id)
+        self.jobdb.delete(job_id, _SIDE_SUFFIXES)
 
     def clean(
         self, older_than: timedelta | float | str | None = None, status: str | Iterable[str] | None = None
@@ -420,7 +422,7 @@ class Jobs(FunctionJobs):
         self.lifecycle.refresh_active()
         ended = self.jobdb.ids(query)
         for job_id in ended:
-            self.jobdb.delete(job_id)
+            self.jobdb.delete(job_id, _SIDE_SUFFIXES)
         return ended
 
     # -- what jobs cost, and how the history changes -------------------------------------------------

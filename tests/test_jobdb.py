@@ -18,6 +18,7 @@ from nodejobs import (
     UnknownFieldError,
 )
 from nodejobs.model.states import IllegalTransition
+from nodejobs.store.paths import JobPaths
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
 
@@ -191,6 +192,27 @@ def test_delete_removes_record_and_files(db):
     db.delete("a")  # deleting twice is harmless
     assert db.get("a") is None and db.get("b") is not None
     assert not any(os.path.exists(p) for p in paths)
+
+
+def test_delete_removes_the_side_files_its_caller_names_and_no_others(db):
+    db.update_status(JobRecord(self_id="a", status="finished"))
+    exit_path = db.exit_path(db.get("a"))
+    for suffix in (".started", ".mine"):
+        with open(exit_path + suffix, "w") as f:
+            f.write("x")
+    db.delete("a", side_suffixes=(".started",))
+    assert not os.path.exists(exit_path + ".started") and os.path.exists(exit_path + ".mine")
+
+
+def test_job_paths_trust_a_call_path_only_inside_the_log_directory(db):
+    inside = os.path.join(db.logdir, "f-1_call.pkl")
+    paths = JobPaths.of(JobRecord(self_id="f", call=inside), db.logdir)
+    assert paths.calls() == [inside, os.path.join(db.logdir, "f-1_result.pkl")]
+    assert JobPaths.of(JobRecord(self_id="f", call="/etc/passwd"), db.logdir).calls() == []
+    assert JobPaths.of(JobRecord(self_id="f", call=inside + ".txt"), db.logdir).calls() == []
+    assert paths.side([".go", ".nogo"]) == [paths.exit + ".go", paths.exit + ".nogo"]
+    assert paths.pending == os.path.join(db.logdir, "f_pending.json")
+    assert paths.script(".sh") == db.script_path("f", ".sh") == os.path.join(db.logdir, "f_script.sh")
 
 
 def test_ids_like_matches_a_literal_prefix(db):

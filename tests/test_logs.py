@@ -2,6 +2,8 @@
 
 import os
 
+import pytest
+
 from nodejobs.store import files as logs
 
 BIG = 200 * 1024 * 1024
@@ -132,3 +134,23 @@ def test_remove_if_exists(tmp_path):
     logs.remove_if_exists(str(path))
     logs.remove_if_exists(str(path))
     assert not path.exists()
+
+
+def test_write_private_replaces_a_file_whole_readable_by_its_owner_only(tmp_path):
+    path = str(tmp_path / "state")
+    logs.write_private(path, "old")
+    logs.write_private(path, b"new ", "text", sync=True)
+    with open(path) as f:
+        assert f.read() == "new text"
+    assert os.stat(path).st_mode & 0o777 == 0o600
+    assert os.listdir(tmp_path) == ["state"]
+
+
+def test_write_private_leaves_the_old_file_and_no_temporary_when_it_fails(tmp_path):
+    path = str(tmp_path / "state")
+    logs.write_private(path, "old")
+    with pytest.raises(TypeError):
+        logs.write_private(path, "half", None)  # not bytes: the write fails half way
+    with open(path) as f:
+        assert f.read() == "old"
+    assert os.listdir(tmp_path) == ["state"]

@@ -7,7 +7,7 @@ import pytest
 
 import nodejobs
 from nodejobs import InvalidJobIdError, JobFilter, JobRecord, JobRecordDict, UnknownFieldError
-from nodejobs.model.records import validate_job_id
+from nodejobs.model.records import parse_ids, validate_job_id
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
 
@@ -181,3 +181,9 @@ def test_to_dataframe_of_no_records_is_empty_with_the_columns():
     frame = JobRecordDict().to_dataframe()
     assert len(frame) == 0 and "status" in frame.columns
     assert str(frame["exit_code"].dtype) == "Int64"
+
+
+def test_a_stored_id_list_is_parsed_by_one_function_for_records_and_the_queue():
+    assert parse_ids('["a", "b"]') == ["a", "b"] == JobRecord(self_id="x", after='["a", "b"]').after_ids
+    assert parse_ids('["a", 3]') == ["a"]
+    assert parse_ids(None) == parse_ids("") == parse_ids("{}") == parse_ids("not json") == []

@@ -19,7 +19,8 @@ from nodejobs import __version__
 from nodejobs.errors import JobNotFoundError, NodeJobsError
 from nodejobs.faces import actions as ops
 from nodejobs.jobs import Jobs, default_db_path
-from nodejobs.model.records import JobRecord, JobStatus, queue_positions
+from nodejobs.model.frames import queue_positions
+from nodejobs.model.records import JobRecord, JobStatus
 
 HINT = "nodejobs ls lists them"
 BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a coreutils program whose reader went away

@@ -12,30 +12,23 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from dataclasses import dataclass
 from typing import Any
 
 from nodejobs.errors import ResultFileError, UnpicklableError
+from nodejobs.store.files import write_private
+from nodejobs.store.paths import CALL_SUFFIX, RESULT_SUFFIX, result_path
+from nodejobs.store.paths import call_files as files_of
+
+__all__ = [
+    "CALL_MAGIC", "CALL_SUFFIX", "RESULT_MAGIC", "RESULT_SUFFIX", "Outcome", "dumps", "files_of", "loads",
+    "pickle_call", "read_file", "read_result", "result_path", "write_file",
+]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
 VERSION = 1
 CALL_MAGIC, RESULT_MAGIC = b"nodejobs-call", b"nodejobs-result"
-CALL_SUFFIX, RESULT_SUFFIX = "_call.pkl", "_result.pkl"
-
-
-def result_path(call_path: str) -> str:
-    """Where the result of the call in ``call_path`` is written."""
-    base = call_path[: -len(CALL_SUFFIX)] if call_path.endswith(CALL_SUFFIX) else call_path
-    return base + RESULT_SUFFIX
-
-
-def files_of(call_path: str, logdir: str) -> list[str]:
-    """The call file and its result file, if ``call_path`` is a call file inside ``logdir`` (else none:
-    a path from a record is never trusted to name anything else)."""
-    inside = os.path.dirname(os.path.abspath(call_path)) == os.path.abspath(logdir)
-    return [call_path, result_path(call_path)] if inside and call_path.endswith(CALL_SUFFIX) else []
 
 
 # -- writing and reading the files ------------------------------------------------------------------
@@ -74,18 +67,7 @@ def write_file(path: str, magic: bytes, meta: dict[str, Any], payload: bytes) ->
     """Write a call or result file whole or not at all (mode 0600); ``OSError`` if it cannot be."""
     meta = {**meta, "size": len(payload), "sha256": hashlib.sha256(payload).hexdigest()}
     head = magic + b" %d\n" % VERSION + json.dumps(meta).encode() + b"\n"
-    temporary = f"{path}.{os.getpid()}.tmp"
-    try:
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with open(fd, "wb") as f:
-            f.write(head)
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())  # a result survives a crash of the machine
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
+    write_private(path, head, payload, sync=True)  # sync: a result survives a crash of the machine
 
 
 def read_file(path: str, magic: bytes, what: str) -> tuple[dict[str, Any], bytes]:

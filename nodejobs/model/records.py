@@ -104,8 +104,7 @@ class JobRecord(BaseData):
     @property
     def after_ids(self) -> list[str]:
         """The ids this job waits for (empty when none)."""
-        value = loads(self.after)
-        return [i for i in value if isinstance(i, str)] if isinstance(value, list) else []
+        return parse_ids(self.after)
 
     @property
     def duration(self) -> float | None:
@@ -135,6 +134,12 @@ def loads(text: str | None) -> Any:
         return None
 
 
+def parse_ids(text: str | None) -> list[str]:
+    """The ids in a stored JSON list of ids (a record's ``after``); none if it is not one."""
+    value = loads(text)
+    return [i for i in value if isinstance(i, str)] if isinstance(value, list) else []
+
+
 def _is_clean_path(path: Any) -> bool:
     return isinstance(path, str) and os.path.isabs(path) and "\x00" not in path
 
@@ -155,61 +160,6 @@ class JobFilter(BaseData):
         return {}, {k: (dict if k == "tags" else t, None) for k, t in JobRecord._types.items()}
 
 
-DATAFRAME_COLUMNS = (
-    "status",
-    "exit_code",
-    "last_pid",
-    "command",
-    "cwd",
-    "started_at",
-    "ended_at",
-    "duration",
-    "last_update",
-    "reason",
-    "group",
-    "slot",
-    "position",
-    "cpu_time",
-    "max_rss",
-)
-
-
-_DATAFRAME_DTYPES = {
-    "status": "string",
-    "exit_code": "Int64",
-    "last_pid": "Int64",
-    "command": "string",
-    "cwd": "string",
-    "started_at": "datetime64[ns, UTC]",
-    "ended_at": "datetime64[ns, UTC]",
-    "duration": "timedelta64[ns]",
-    "last_update": "datetime64[ns, UTC]",
-    "reason": "string",
-    "group": "string",
-    "slot": "Int64",
-    "position": "Int64",
-    "cpu_time": "timedelta64[ns]",
-    "max_rss": "Int64",
-}
-_TIME_COLUMNS = ("started_at", "ended_at", "last_update")
-_SECONDS_COLUMNS = ("duration", "cpu_time")
-
-
-def queue_positions(records: Any) -> dict[str, int]:
-    """Job id -> 1-based place in its group's queue, for the queued ones among ``records``."""
-    queued = sorted(
-        (r for r in records if r.status == JobStatus.c_queued),
-        key=lambda r: r.submitted_at or datetime.min.replace(tzinfo=timezone.utc),
-    )
-    places: dict[str, int] = {}
-    out = {}
-    for record in queued:
-        group = record.group or "default"
-        places[group] = places.get(group, 0) + 1
-        out[record.self_id] = places[group]
-    return out
-
-
 class JobRecordDict(dict):
     """Job id -> ``JobRecord``, in the order the database listed them."""
 
@@ -223,27 +173,9 @@ class JobRecordDict(dict):
         (``string``, ``Int64``, ``datetime64[ns, UTC]``, ``timedelta64[ns]``), even when empty; then one
         column per tag key (dtype inferred; missing values NA), unless a built-in column has that name.
         ``cpu_time`` and ``duration`` are timedeltas, ``max_rss`` bytes."""
-        import pandas as pd
+        from nodejobs.model import frames  # pandas is imported only by the first table asked for
 
-        records = list(self.values())
-        places = queue_positions(records)
-        columns = {}
-        for name in DATAFRAME_COLUMNS:
-            if name == "position":
-                values = [places.get(r.self_id) for r in records]
-            else:
-                values = [r.duration if name == "duration" else r.get(name) for r in records]
-            if name in _SECONDS_COLUMNS:
-                column = pd.to_timedelta(pd.Series(values, dtype="float64"), unit="s")
-            elif name in _TIME_COLUMNS:
-                column = pd.to_datetime(pd.Series(values, dtype=object), utc=True)
-            else:
-                column = pd.Series(values, dtype=object)
-            columns[name] = column.astype(_DATAFRAME_DTYPES[name]).array
-        tags = [r.tag_values for r in records]
-        for key in sorted({k for t in tags for k in t} - set(columns)):
-            columns[key] = pd.Series([t.get(key) for t in tags], dtype=object).infer_objects().array
-        return pd.DataFrame(columns, index=pd.Index(list(self.keys()), name="self_id", dtype="string"))
+        return frames.to_dataframe(self)
 
     def _repr_html_(self) -> str:
         return self.to_dataframe()._repr_html_()

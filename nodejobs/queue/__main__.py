@@ -14,8 +14,8 @@ import os
 import sys
 import time
 
-from nodejobs.queue.dispatcher import PREWARM
-from nodejobs.store.files import remove_if_exists
+from nodejobs.queue.timers import PREWARM
+from nodejobs.store.files import remove_if_exists, write_private
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ def step(db_path: str) -> int:
                 if not started or not _any_ends_soon(jobs, started):
                     break
                 if not marked:
-                    _write_pid(queue.draining)
+                    write_private(queue.draining, f"{os.getpid()}\n")
                     marked = True
         finally:
             if marked:
@@ -70,13 +70,6 @@ def _any_ends_soon(jobs: object, started: list) -> bool:
         if jobs.lifecycle.wait(record, remaining):  # type: ignore[attr-defined]
             return True
     return False
-
-
-def _write_pid(path: str) -> None:
-    temporary = f"{path}.{os.getpid()}.tmp"
-    with open(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
-        f.write(f"{os.getpid()}\n")
-    os.replace(temporary, path)
 
 
 if __name__ == "__main__":

@@ -14,26 +14,23 @@ from __future__ import annotations
 import json
 import logging
 import os
-import subprocess
 import sys
 from datetime import datetime, timezone
-from typing import Any
 
 from nodejobs.backends import host
-from nodejobs.backends.local.procs import RUN_MARK
 from nodejobs.engine.lifecycle import Launch, Lifecycle, now
 from nodejobs.model.records import JobRecord, JobStatus
-from nodejobs.store.db import JobDB, q
-from nodejobs.store.files import remove_if_exists
+from nodejobs.model.states import ACTIVE_STATUSES
+from nodejobs.queue import timers
+from nodejobs.store.db import JobDB, QueuedJob
+from nodejobs.store.files import remove_if_exists, write_private
 
 log = logging.getLogger(__name__)
 
 S = JobStatus
-_RUNNING_SQL = ", ".join(f"'{s}'" for s in (S.c_starting, S.c_pending, S.c_running, S.c_stopping))
 MARKER = "queued"  # <db_path>/queued exists while the database may hold queued jobs
 DRAINING = "draining"  # <db_path>/draining holds the pid of a dispatcher that keeps draining
-PREWARM = 1.0  # a timer wakes this early; the dispatcher it becomes waits out the rest (Python starts slowly)
-TIMER = "timer"  # <db_path>/timer names the sleep that dispatches at the next delayed start
+_MAY_STILL_FINISH = (S.c_finished, *ACTIVE_STATUSES)  # a dependency in any other status is broken
 
 
 class Queue:
@@ -59,7 +56,8 @@ class Queue:
         with self.job_db.transaction():
             self._check_dependencies(record.self_id, record.after_ids)
             self.job_db.claim(queued, replace)
-            _write_private(pending, {"argv": launch.argv, "env": launch.env, "keep": launch.keep_leftovers})
+            saved = {"argv": launch.argv, "env": launch.env, "keep": launch.keep_leftovers}
+            write_private(pending, json.dumps(saved))
             with open(os.open(self.marker, os.O_WRONLY | os.O_CREAT, 0o600)):
                 pass
         self.dispatch()
@@ -76,12 +74,12 @@ class Queue:
             if dep in seen:
                 continue
             seen.add(dep)
-            rows = self.job_db.rows(f"SELECT status, {q('after')} FROM jobs WHERE self_id = ?", [dep])
-            if not rows:
+            found = self.job_db.status_and_after(dep)
+            if found is None:
                 raise ValueError(f"job {job_id!r}: unknown dependency {dep!r} (no job with that id)")
-            status, deps = rows[0]
+            status, deps = found
             if status == S.c_queued:
-                todo.extend(_ids(deps))
+                todo.extend(deps)
 
     def dispatch_command(self) -> list[str]:
         """The command that dispatches this database from any process: ``python -m nodejobs.queue``."""
@@ -109,7 +107,7 @@ class Queue:
         if not self.has_queued():
             return []
         if fold_ends:
-            self.lifecycle.refresh_many(self.job_db.list_in(_ACTIVE[1:]))
+            self.lifecycle.refresh_many(self.job_db.list_in(s for s in ACTIVE_STATUSES if s != S.c_queued))
         with self.job_db.transaction():
             claimed = self._claim()
         started = []
@@ -123,99 +121,54 @@ class Queue:
 
     def _claim(self) -> list[JobRecord]:
         """In the transaction: the queued jobs that may start, claimed as ``starting`` with their slot."""
-        columns = ("self_id", "run_id", "group", "after", "start_at", "reason")
-        queued = self.job_db.rows(
-            f"SELECT {', '.join(map(q, columns))} FROM jobs WHERE status = ? ORDER BY submitted_at, rowid",
-            [S.c_queued],
-        )
+        queued = self.job_db.queued()
         if not queued:
             remove_if_exists(self.marker)
             return []
-        used: dict[str, set[int | None]] = {}
-        counts: dict[str, int] = {}
-        sql = f"SELECT coalesce({q('group')}, 'default'), slot FROM jobs WHERE status IN ({_RUNNING_SQL})"
-        for group, slot in self.job_db.rows(sql):
-            counts[group] = counts.get(group, 0) + 1
-            used.setdefault(group, set()).add(slot)
-        limits = self.job_db.limits()
-        statuses = self._statuses({d for row in queued for d in _ids(row[3])})
+        slots = _Slots(self.job_db.running_slots(), self.job_db.limits())
+        statuses = self.job_db.statuses(d for job in queued for d in job.after)
         moment = now()
-        launcher_pid, launcher_start = host.this_process()
-        claimed = []
-        future = [row[4] for row in queued if row[4] is not None and row[4] > moment.timestamp()]
+        future = [at for at in (job.start_at for job in queued) if at is not None and at > moment.timestamp()]
         if future:
-            self._ensure_timer(min(future))
-        for job_id, run_id, group, after, start_at, old_reason in queued:
-            deps = _ids(after)
-            broken = next((d for d in deps if statuses.get(d) not in (S.c_finished, *_ACTIVE)), None)
-            if broken is not None:  # QUEUED -> DEPENDENCY_FAILED: it never runs
-                status = statuses.get(broken)
-                how = f"ended {status}" if status else "was removed"
-                fields = {"reason": f"dependency {broken!r} {how}", "ended_at": moment}
-                self.job_db.update_run(job_id, run_id, S.c_queued, fields, S.c_dependency_failed)
-                remove_pending(self.job_db, job_id)
-                statuses[job_id] = S.c_dependency_failed
+            timers.ensure_timer(self.job_db.db_path, min(future), self.dispatch_command())
+        launcher = host.this_process()
+        claimed = []
+        for job in queued:
+            broken = next(
+                (d for d in job.after if statuses.get(d) not in (S.c_finished, *ACTIVE_STATUSES)), None
+            )
+            if broken is not None:
+                self._end_unrunnable(job, broken, statuses.get(broken), moment)
+                statuses[job.job_id] = S.c_dependency_failed
                 continue
-            waiting = [d for d in deps if statuses.get(d) != S.c_finished]
-            group = group or "default"
-            limit = limits.get(group)
-            running = counts.get(group, 0)
-            reason = None
-            if waiting:
-                reason = f"waiting for {', '.join(waiting)}"
-            elif start_at is not None and start_at > moment.timestamp():
-                when = datetime.fromtimestamp(start_at, timezone.utc).strftime("%H:%M:%S")
-                reason = f"starts at {when} UTC"
-            elif limit is not None and running >= limit:
-                reason = f"waiting for slot in group {group} ({running}/{limit} running)"
+            reason = _waits_for(job, statuses, slots, moment)
             if reason is not None:
-                if reason != old_reason:
-                    self.job_db.update_run(job_id, run_id, S.c_queued, {"reason": reason})
+                if reason != job.reason:
+                    self.job_db.update_run(job.job_id, job.run_id, S.c_queued, {"reason": reason})
                 continue
-            slot = None
-            if limit is not None:
-                slot = min(set(range(limit)) - used.get(group, set()))
-                used.setdefault(group, set()).add(slot)
-            counts[group] = running + 1
-            fields: dict[str, Any] = {
-                "slot": slot, "started_at": now(), "reason": None, "boot_id": host.boot_id(),
-                "launcher_pid": launcher_pid, "launcher_start": launcher_start,
+            fields = {
+                "slot": slots.take(job.group), "started_at": now(), "reason": None, "boot_id": host.boot_id(),
+                "launcher_pid": launcher[0], "launcher_start": launcher[1],
             }  # fmt: skip
-            if self.job_db.update_run(job_id, run_id, S.c_queued, fields, S.c_starting):  # QUEUED -> STARTING
-                statuses[job_id] = S.c_starting
-                claimed.append(self.job_db.get(job_id))
+            if self.job_db.update_run(job.job_id, job.run_id, S.c_queued, fields, S.c_starting):
+                # QUEUED -> STARTING
+                statuses[job.job_id] = S.c_starting
+                record = self.job_db.get(job.job_id)
+                if record is not None:
+                    claimed.append(record)
         return claimed
 
-    def _ensure_timer(self, when: float) -> None:
-        """Make sure a detached ``sleep`` dispatches at ``when`` (a timestamp): one timer per database,
-        recorded in ``<db>/timer`` as ``pid start-ticks boot when``; a new one if it is gone or late."""
-        path = os.path.join(self.job_db.db_path, TIMER)
-        try:
-            with open(path) as f:
-                pid, start, boot, at = f.read().split()
-            if float(at) <= when + 0.001 and host.is_alive(int(pid), int(start), boot):
-                return
-        except (OSError, ValueError):
-            pass
-        pid = start_later(when - now().timestamp() - PREWARM, self.dispatch_command())
-        found = host.proc_start(pid)
-        _write_text(path, f"{pid} {found[0] if found else 0} {host.boot_id()} {when}\n")
+    def _end_unrunnable(self, job: QueuedJob, broken: str, status: str | None, moment: datetime) -> None:
+        """QUEUED -> DEPENDENCY_FAILED: ``job`` never runs, since its dependency ``broken`` did not finish."""
+        how = f"ended {status}" if status else "was removed"
+        fields = {"reason": f"dependency {broken!r} {how}", "ended_at": moment}
+        self.job_db.update_run(job.job_id, job.run_id, S.c_queued, fields, S.c_dependency_failed)
+        remove_pending(self.job_db, job.job_id)
 
     def next_start(self) -> float | None:
         """Seconds until the earliest delayed start of a queued job, or None."""
-        rows = self.job_db.rows("SELECT min(start_at) FROM jobs WHERE status = ? AND start_at IS NOT NULL",
-                                [S.c_queued])  # fmt: skip
-        return rows[0][0] - now().timestamp() if rows and rows[0][0] is not None else None
-
-    def _statuses(self, ids: set[str]) -> dict[str, str]:
-        found: dict[str, str] = {}
-        ids_list = sorted(ids)
-        for i in range(0, len(ids_list), 500):
-            chunk = ids_list[i : i + 500]
-            marks = ", ".join("?" * len(chunk))
-            sql = f"SELECT self_id, status FROM jobs WHERE self_id IN ({marks})"
-            found.update(self.job_db.rows(sql, chunk))
-        return found
+        earliest = self.job_db.earliest_start()
+        return earliest - now().timestamp() if earliest is not None else None
 
     def _launch(self, record: JobRecord) -> Launch | None:
         """The launch a claimed job was submitted with (read, then its pending file deleted)."""
@@ -234,12 +187,44 @@ class Queue:
         return Launch(list(pending["argv"]), env, bool(pending.get("keep")))
 
 
-_ACTIVE = (S.c_queued, S.c_starting, S.c_pending, S.c_running, S.c_stopping)
+class _Slots:
+    """The places taken in each group: how many of its jobs run, and which slots they hold."""
+
+    def __init__(self, running: list[tuple[str, int | None]], limits: dict[str, int]) -> None:
+        self.limits = limits
+        self.counts: dict[str, int] = {}
+        self.used: dict[str, set[int | None]] = {}
+        for group, slot in running:
+            self.counts[group] = self.counts.get(group, 0) + 1
+            self.used.setdefault(group, set()).add(slot)
+
+    def full(self, group: str) -> str | None:
+        """Why ``group`` has no free place, or None if it has one."""
+        limit, running = self.limits.get(group), self.counts.get(group, 0)
+        if limit is not None and running >= limit:
+            return f"waiting for slot in group {group} ({running}/{limit} running)"
+        return None
+
+    def take(self, group: str) -> int | None:
+        """Take a place in ``group``: the lowest free slot in a limited group, else None."""
+        self.counts[group] = self.counts.get(group, 0) + 1
+        limit = self.limits.get(group)
+        if limit is None:
+            return None
+        slot = min(set(range(limit)) - self.used.get(group, set()))
+        self.used.setdefault(group, set()).add(slot)
+        return slot
 
 
-def _ids(after: str | None) -> list[str]:
-    """The dependency ids stored in a record's ``after`` (none if it is not a JSON list of ids)."""
-    return JobRecord.trusted({"self_id": "x", "after": after}).after_ids
+def _waits_for(job: QueuedJob, statuses: dict[str, str], slots: _Slots, moment: datetime) -> str | None:
+    """Why a queued job may not start yet (its dependencies, its start time, its group's limit), or None."""
+    waiting = [d for d in job.after if statuses.get(d) != S.c_finished]
+    if waiting:
+        return f"waiting for {', '.join(waiting)}"
+    if job.start_at is not None and job.start_at > moment.timestamp():
+        when = datetime.fromtimestamp(job.start_at, timezone.utc).strftime("%H:%M:%S")
+        return f"starts at {when} UTC"
+    return slots.full(job.group)
 
 
 def remove_pending(job_db: JobDB, job_id: str) -> None:
@@ -247,31 +232,3 @@ def remove_pending(job_db: JobDB, job_id: str) -> None:
     record = job_db.get(job_id)
     if record is not None:
         remove_if_exists(job_db.pending_path(record))
-
-
-def _write_private(path: str, data: dict) -> None:
-    """Write ``data`` as JSON to ``path``, readable by its owner only, replacing it whole."""
-    _write_text(path, json.dumps(data))
-
-
-def _write_text(path: str, text: str) -> None:
-    temporary = f"{path}.{os.getpid()}.tmp"
-    try:
-        with open(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
-            f.write(text)
-        os.replace(temporary, path)
-    finally:
-        remove_if_exists(temporary)
-
-
-def start_later(delay: float, argv: list[str]) -> int:
-    """Run ``argv`` after ``delay`` seconds from a detached ``sleep`` (no Python process waits meanwhile);
-    the pid of the shell that sleeps, then becomes ``argv``."""
-    env = {k: v for k, v in os.environ.items() if k != RUN_MARK}
-    popen = subprocess.Popen(
-        ["/bin/sh", "-c", 'sleep "$0"; exec "$@"', f"{max(delay, 0):.3f}", *argv], env=env,
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )  # fmt: skip
-    popen.returncode = 0  # not ours to wait for: no ResourceWarning when it outlives this object
-    return popen.pid

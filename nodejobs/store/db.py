@@ -2,8 +2,8 @@
 
 Several processes may use one database at once: the database runs in WAL mode with a busy timeout,
 and every write is one statement, or one ``transaction()`` (the queue's dispatch). Every status change
-is a compare-and-set on the run (``run_id``) and
-the status it leaves, checked against the transition table of ``states``.
+is a compare-and-set on the run (``run_id``) and the status it leaves, checked against the transition
+table of ``states``. The table's SQL is in ``table``, the paths of a job's files in ``paths``.
 """
 
 from __future__ import annotations
@@ -16,117 +16,48 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
-from nodejobs.errors import DatabaseError, JobExistsError, UnknownFieldError
-from nodejobs.functions.callfile import files_of
+from nodejobs.errors import DatabaseError, JobExistsError
+from nodejobs.model.options import DEFAULT_GROUP
 from nodejobs.model.records import (
-    ACTIVE_STATUSES,
     JobFilter,
     JobRecord,
     JobRecordDict,
     JobStatus,
+    parse_ids,
     validate_job_id,
 )
 from nodejobs.model.states import check_transition
 from nodejobs.store import files as logs
+from nodejobs.store import table
 from nodejobs.store.cache import RecordCache, gc_paused
+from nodejobs.store.paths import JobPaths
 from nodejobs.store.query import JobQuery
-
-__all__ = ["Changes", "JobDB", "JobFilter", "JobRecord", "JobRecordDict"]
-
-_SQL_TYPES = {
-    str: "TEXT", int: "INTEGER", float: "REAL", bool: "INTEGER", datetime: "REAL", JobStatus: "TEXT",
-}  # fmt: skip
-COLUMNS = tuple(JobRecord._types)
-_DATETIME_COLUMNS = tuple(k for k, t in JobRecord._types.items() if t is datetime)
-_BOOL_COLUMNS = tuple(k for k, t in JobRecord._types.items() if t is bool)
-
-
-def q(name: str) -> str:
-    """A column name quoted as an SQL identifier (``group`` is an SQL keyword)."""
-    return f'"{name}"'
-
-
-_FIELDS = ", ".join(q(n) for n in COLUMNS)
-_SELECT = f"SELECT {_FIELDS} FROM jobs"
-_ORDER = "ORDER BY coalesce(started_at, submitted_at), rowid"
-_COLUMNS = {**JobRecord._types, "seq": int}  # seq: the change counter's number of the row's last change
-_DDL = (
-    "CREATE TABLE IF NOT EXISTS jobs ("
-    + ", ".join(
-        f"{q(name)} {_SQL_TYPES[kind]}{' PRIMARY KEY' if name == 'self_id' else ''}"
-        for name, kind in _COLUMNS.items()
-    )
-    + ")",
-    "CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status)",
-    "CREATE TABLE IF NOT EXISTS limits (name TEXT PRIMARY KEY, n INTEGER)",
+from nodejobs.store.table import (
+    ACTIVE_SQL,
+    COLUMNS,
+    FIELDS,
+    ORDER,
+    SELECT,
+    STARTED,
+    check_columns,
+    marks,
+    q,
+    to_sql,
 )
-# The change counter: every insert, update and deletion of a row takes the next ``seq`` (in the same
-# statement, by trigger), so a reader can ask for only what changed since the number it last saw. The
-# counter's row also keeps the number of records.
-_CHANGES_DDL = (
-    "CREATE TABLE IF NOT EXISTS jobs_counter (id INTEGER PRIMARY KEY CHECK (id = 0), seq INTEGER NOT NULL,"
-    " records INTEGER NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS jobs_deleted (self_id TEXT PRIMARY KEY, seq INTEGER NOT NULL)",
-    "CREATE INDEX IF NOT EXISTS jobs_seq ON jobs (seq)",
-    "DROP INDEX IF EXISTS jobs_started",  # of an earlier version: by start time only
-    # Covers listings: by start time, or a queued job's submission, then last change.
-    "CREATE INDEX IF NOT EXISTS jobs_order ON jobs (coalesce(started_at, submitted_at), seq)",
-    "CREATE INDEX IF NOT EXISTS jobs_deleted_seq ON jobs_deleted (seq)",
-    "CREATE TRIGGER IF NOT EXISTS jobs_seq_insert AFTER INSERT ON jobs BEGIN"
-    " UPDATE jobs_counter SET seq = seq + 1, records = records + 1;"
-    " UPDATE jobs SET seq = (SELECT seq FROM jobs_counter) WHERE rowid = NEW.rowid;"
-    " DELETE FROM jobs_deleted WHERE self_id = NEW.self_id; END",
-    "CREATE TRIGGER IF NOT EXISTS jobs_seq_update AFTER UPDATE ON jobs WHEN NEW.seq IS OLD.seq BEGIN"
-    " UPDATE jobs_counter SET seq = seq + 1;"
-    " UPDATE jobs SET seq = (SELECT seq FROM jobs_counter) WHERE rowid = NEW.rowid; END",
-    "CREATE TRIGGER IF NOT EXISTS jobs_seq_delete AFTER DELETE ON jobs BEGIN"
-    " UPDATE jobs_counter SET seq = seq + 1, records = records - 1;"
-    " INSERT OR REPLACE INTO jobs_deleted VALUES (OLD.self_id, (SELECT seq FROM jobs_counter)); END",
-)
-# Each run only when needed: a write at every open would contend with the other processes opening it.
-_COUNTER_START = (
-    "INSERT OR IGNORE INTO jobs_counter VALUES (0, COALESCE((SELECT MAX(seq) FROM jobs), 0),"
-    " (SELECT COUNT(*) FROM jobs))"
-)
-_NUMBER_OLD_ROWS = "UPDATE jobs SET seq = seq WHERE seq IS NULL"  # older rows: numbered by trigger
-_ACTIVE_SQL = ", ".join(f"'{s}'" for s in ACTIVE_STATUSES)
+from nodejobs.store.table import row_to_record as _row_to_record  # a module global: tests count its calls
 
-OUT_SUFFIX = "_out.txt"
-ERR_SUFFIX = "_errors.txt"
-EXIT_SUFFIX = ".exit"
-SCRIPT_SUFFIX = "_script"
-PENDING_SUFFIX = "_pending.json"
-# Files backends keep beside a job's exit file: the time limit's marks, and a Slurm job's batch script,
-# go/no-go files and cancel note (backends/slurm_script.py SIDE_SUFFIXES).
-EXIT_SIDE_SUFFIXES = (".started", ".timeout", ".sbatch", ".go", ".nogo", ".cancel")
+__all__ = ["COLUMNS", "Changes", "JobDB", "JobFilter", "JobRecord", "JobRecordDict", "QueuedJob", "q"]
 
 
-def _to_sql(key: str, value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.timestamp()
-    if isinstance(value, bool):
-        return int(value)
-    return value
+class QueuedJob(NamedTuple):
+    """What the queue reads of a queued job to decide whether it may start."""
 
-
-_new_record = JobRecord.__new__
-_fromtimestamp = datetime.fromtimestamp
-_UTC = timezone.utc
-
-
-def _row_to_record(row: tuple) -> JobRecord:
-    """A record from a row of ``_SELECT`` (the hot path of every listing: kept lean)."""
-    record = _new_record(JobRecord)
-    dict.update(record, {name: value for name, value in zip(COLUMNS, row) if value is not None})
-    for name in _DATETIME_COLUMNS:
-        value = dict.get(record, name)
-        if value is not None:
-            dict.__setitem__(record, name, _fromtimestamp(value, _UTC))
-    for name in _BOOL_COLUMNS:
-        value = dict.get(record, name)
-        if value is not None:
-            dict.__setitem__(record, name, bool(value))
-    return record
+    job_id: str
+    run_id: str | None
+    group: str
+    after: list[str]  # the ids it waits for
+    start_at: float | None  # a timestamp: not started before it
+    reason: str | None  # why it waits, as last written
 
 
 class Changes(NamedTuple):
@@ -155,46 +86,10 @@ class JobDB:
                 os.close(os.open(self.db_file, os.O_RDONLY | os.O_CREAT, 0o600))  # never readable by others
             if os.stat(self.db_file).st_mode & 0o077:
                 os.chmod(self.db_file, 0o600)
-            self._conn = sqlite3.connect(
-                self.db_file, timeout=30.0, isolation_level=None, check_same_thread=False
-            )
-            self._conn.execute("PRAGMA busy_timeout = 30000")
-            self._conn.execute("PRAGMA journal_mode = WAL")
-            self._conn.execute("PRAGMA synchronous = NORMAL")
-            # Writes touch several index pages: checkpoint every 256 KB of WAL (not 4 MB), keep it small.
-            self._conn.execute("PRAGMA wal_autocheckpoint = 64")
-            for statement in _DDL:
-                self._conn.execute(statement)
-            self._add_missing_columns()
-            for statement in _CHANGES_DDL:
-                self._conn.execute(statement)
-            if self._conn.execute("SELECT 1 FROM jobs_counter").fetchone() is None:
-                self._conn.execute(_COUNTER_START)
-            if self._conn.execute("SELECT 1 FROM jobs WHERE seq IS NULL LIMIT 1").fetchone() is not None:
-                self._conn.execute(_NUMBER_OLD_ROWS)
+            self._conn = table.connect(self.db_file)
         except (OSError, sqlite3.Error) as exc:
-            if getattr(self, "_conn", None) is not None:
-                self._conn.close()  # no open file left behind (it would keep a mount busy, for one)
             hint = "" if os.access(self.db_path, os.W_OK) else " (the directory is not writable)"
             raise DatabaseError(f"cannot open job database {self.db_file}: {exc}{hint}") from exc
-
-    def _missing_columns(self) -> dict[str, type]:
-        present = {row[1] for row in self._conn.execute("PRAGMA table_info(jobs)")}
-        return {name: kind for name, kind in _COLUMNS.items() if name not in present}
-
-    def _add_missing_columns(self) -> None:
-        """Bring a table of an earlier version up to date; in one write transaction, looking again inside
-        it, since another process may be opening the same database for the first time too."""
-        if not self._missing_columns():
-            return
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
-            for name, kind in self._missing_columns().items():
-                self._conn.execute(f"ALTER TABLE jobs ADD COLUMN {q(name)} {_SQL_TYPES[kind]}")
-            self._conn.execute("COMMIT")
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
 
     def _execute(self, sql: str, params: Iterable[Any] = ()) -> list[tuple]:
         try:
@@ -205,8 +100,8 @@ class JobDB:
         except (OverflowError, UnicodeEncodeError) as exc:  # a value SQLite cannot hold: nothing was written
             raise ValueError(f"job database {self.db_file}: cannot store a value: {exc}") from exc
 
-    def _query(self, where: str = "", params: Iterable[Any] = (), order: str = _ORDER) -> list[JobRecord]:
-        return [_row_to_record(row) for row in self._execute(f"{_SELECT} {where} {order}", params)]
+    def _query(self, where: str = "", params: Iterable[Any] = (), order: str = ORDER) -> list[JobRecord]:
+        return [_row_to_record(row) for row in self._execute(f"{SELECT} {where} {order}", params)]
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
@@ -221,9 +116,42 @@ class JobDB:
                 raise
             self._execute("COMMIT")
 
-    def rows(self, sql: str, params: Iterable[Any] = ()) -> list[tuple]:
-        """The rows of a read-only ``sql`` statement (for the queue's lean scans)."""
-        return self._execute(sql, params)
+    # -- the queue's lean reads (inside its transaction) ----------------------------------------------
+
+    def queued(self) -> list[QueuedJob]:
+        """The queued jobs, in the order they were submitted."""
+        rows = self._execute(
+            f"SELECT self_id, run_id, {q('group')}, {q('after')}, start_at, reason FROM jobs "
+            "WHERE status = ? ORDER BY submitted_at, rowid",
+            [JobStatus.c_queued],
+        )
+        return [QueuedJob(i, run, group or DEFAULT_GROUP, parse_ids(after), at, why)
+                for i, run, group, after, at, why in rows]  # fmt: skip
+
+    def running_slots(self) -> list[tuple[str, int | None]]:
+        """``(group, slot)`` of every job that holds a place in its group (started, not yet ended)."""
+        sql = f"SELECT coalesce({q('group')}, ?), slot FROM jobs WHERE status IN ({marks(STARTED)})"
+        return [(group, slot) for group, slot in self._execute(sql, [DEFAULT_GROUP, *STARTED])]
+
+    def statuses(self, ids: Iterable[str]) -> dict[str, str]:
+        """Job id -> status, for those of ``ids`` that exist."""
+        found: dict[str, str] = {}
+        wanted = sorted(set(ids))
+        for start in range(0, len(wanted), 500):
+            part = wanted[start : start + 500]
+            sql = f"SELECT self_id, status FROM jobs WHERE self_id IN ({marks(part)})"
+            found.update(self._execute(sql, part))
+        return found
+
+    def status_and_after(self, job_id: str) -> tuple[str, list[str]] | None:
+        """A job's status and the ids it waits for, or None if there is no such job."""
+        rows = self._execute(f"SELECT status, {q('after')} FROM jobs WHERE self_id = ?", [job_id])
+        return (rows[0][0], parse_ids(rows[0][1])) if rows else None
+
+    def earliest_start(self) -> float | None:
+        """The earliest delayed start of a queued job (a timestamp), or None."""
+        sql = "SELECT min(start_at) FROM jobs WHERE status = ? AND start_at IS NOT NULL"
+        return self._execute(sql, [JobStatus.c_queued])[0][0]
 
     # -- group limits ----------------------------------------------------------------------------
 
@@ -241,25 +169,26 @@ class JobDB:
 
     # -- paths -----------------------------------------------------------------------------------
 
-    def _file_base(self, record: JobRecord) -> str:
-        return os.path.join(record.logdir or self.logdir, record.logfile or record.self_id)
+    def paths(self, record: JobRecord) -> JobPaths:
+        """Where the files of ``record``'s job are."""
+        return JobPaths.of(record, self.logdir)
 
     def log_paths(self, record: JobRecord) -> tuple[str, str]:
         """``(stdout_path, stderr_path)`` of a job."""
-        base = self._file_base(record)
-        return base + OUT_SUFFIX, base + ERR_SUFFIX
+        paths = self.paths(record)
+        return paths.out, paths.err
 
     def exit_path(self, record: JobRecord) -> str:
         """Where a job's supervisor writes its exit code."""
-        return self._file_base(record) + EXIT_SUFFIX
+        return self.paths(record).exit
 
     def pending_path(self, record: JobRecord) -> str:
         """Where a queued job's environment waits until it starts (0600, deleted then)."""
-        return self._file_base(record) + PENDING_SUFFIX
+        return self.paths(record).pending
 
     def script_path(self, job_id: str, extension: str) -> str:
         """Where a job's script (from ``%%job``) is kept."""
-        return os.path.join(self.logdir, validate_job_id(job_id) + SCRIPT_SUFFIX + extension)
+        return JobPaths(self.logdir, job_id).script(extension)
 
     # -- records ---------------------------------------------------------------------------------
 
@@ -270,7 +199,7 @@ class JobDB:
         """
         if not isinstance(record, JobRecord):
             record = JobRecord(record)
-        _check_columns(record)
+        check_columns(record)
         if record.status is not None:
             current = self._execute("SELECT status FROM jobs WHERE self_id = ?", [record.self_id])
             if current and current[0][0] not in (None, record.status):
@@ -285,7 +214,7 @@ class JobDB:
         """
         fields = {name: record.get(name) for name in COLUMNS}
         fields["last_update"] = datetime.now(timezone.utc)
-        only_if = f"jobs.status NOT IN ({_ACTIVE_SQL})" if replace else "0"
+        only_if = f"jobs.status NOT IN ({ACTIVE_SQL})" if replace else "0"
         if self._upsert(fields, only_if):
             return
         current = self.get(record.self_id)
@@ -304,7 +233,7 @@ class JobDB:
         rows = self._execute(
             f"INSERT INTO jobs ({', '.join(map(q, names))}) VALUES ({', '.join('?' * len(names))}) "
             f"ON CONFLICT(self_id) DO UPDATE SET {updates} WHERE {only_if} RETURNING self_id",
-            (_to_sql(n, fields[n]) for n in names),
+            (to_sql(n, fields[n]) for n in names),
         )
         return bool(rows)
 
@@ -323,12 +252,12 @@ class JobDB:
         JobRecord(self_id=job_id, **fields)  # validate
         if new is not None and new != old:
             check_transition(old, new)
-        _check_columns(fields)
+        check_columns(fields)
         assignments = ", ".join(f"{q(n)} = ?" for n in fields)
         rows = self._execute(
             f"UPDATE jobs SET {assignments} "
             "WHERE self_id = ? AND run_id IS ? AND status = ? RETURNING self_id",
-            [*(_to_sql(n, v) for n, v in fields.items()), job_id, run_id, old],
+            [*(to_sql(n, v) for n, v in fields.items()), job_id, run_id, old],
         )
         return bool(rows)
 
@@ -341,7 +270,7 @@ class JobDB:
         """Records matching ``query`` (or every field of a filter, by equality), in its order (default:
         oldest first); filtering, ordering and the limit are done by SQLite."""
         query = query if isinstance(query, JobQuery) else JobQuery.make(query)
-        _check_columns(name for name, _ in query.fields)  # even for a JobFilter built with trusted()
+        check_columns(name for name, _ in query.fields)  # even for a JobFilter built with trusted()
         where, params = query.where()
         order, more = query.tail()
         out = JobRecordDict()
@@ -357,10 +286,10 @@ class JobDB:
         missing = set(self._cache.missing(seq for _, seq in keys))
         if len(missing) * 2 <= len(keys):
             chosen = [rowid for rowid, seq in keys if seq in missing]
-            fresh = {}
+            fresh: dict[int, tuple[int | None, JobRecord]] = {}
             for start in range(0, len(chosen), 500):
                 part = chosen[start : start + 500]
-                sql = f"SELECT rowid, seq, {_FIELDS} FROM jobs WHERE rowid IN ({', '.join('?' * len(part))})"
+                sql = f"SELECT rowid, seq, {FIELDS} FROM jobs WHERE rowid IN ({marks(part)})"
                 fresh.update((row[0], (row[1], _row_to_record(row[2:]))) for row in self._execute(sql, part))
             out = []
             for rowid, seq in keys:
@@ -370,12 +299,12 @@ class JobDB:
                     if found is None or found[0] != seq:  # changed or deleted since: read all at once
                         break
                     self._cache.put(seq, found[1])
-                    record = self._cache.copy(seq) if seq is not None else found[1]
-                out.append(record or found[1])
+                    record = (self._cache.copy(seq) if seq is not None else None) or found[1]
+                out.append(record)
             else:
                 return out
         out = []  # one statement: one consistent view of the rows
-        for row in self._execute(f"SELECT rowid, seq, {_FIELDS} FROM jobs {where} {order}", params):
+        for row in self._execute(f"SELECT rowid, seq, {FIELDS} FROM jobs {where} {order}", params):
             record = _row_to_record(row[2:])
             self._cache.put(row[1], record)
             out.append((self._cache.copy(row[1]) if row[1] is not None else None) or record)
@@ -413,12 +342,12 @@ class JobDB:
 
     def list_active(self) -> list[JobRecord]:
         """Records whose status is active (queued, starting, running or stopping)."""
-        return self._query(f"WHERE status IN ({_ACTIVE_SQL})")
+        return self._query(f"WHERE status IN ({ACTIVE_SQL})")
 
     def list_in(self, statuses: Iterable[str]) -> list[JobRecord]:
         """Records whose status is one of ``statuses``."""
         wanted = list(statuses)
-        return self._query(f"WHERE status IN ({', '.join('?' * len(wanted))})", wanted)
+        return self._query(f"WHERE status IN ({marks(wanted)})", wanted)
 
     def ids_like(self, prefix: str) -> list[str]:
         """Job ids that start with ``prefix``."""
@@ -433,19 +362,14 @@ class JobDB:
         rows = self._execute(f"SELECT self_id FROM jobs {where} {order}", [*params, *more])
         return [row[0] for row in rows]
 
-    def delete(self, job_id: str) -> None:
-        """Remove a job's record and its files."""
+    def delete(self, job_id: str, side_suffixes: Iterable[str] = ()) -> None:
+        """Remove a job's record and its files, with the files beside its exit file that end with one of
+        ``side_suffixes`` (those its backend declares)."""
         record = self.get(job_id)
         if record is None:
             return
-        exit_path = self.exit_path(record)
-        for path in (*self.log_paths(record), exit_path, self.pending_path(record)):
-            logs.remove_if_exists(path)
-        for suffix in EXIT_SIDE_SUFFIXES:
-            logs.remove_if_exists(exit_path + suffix)
-        for extension in (".sh", ".py"):
-            logs.remove_if_exists(self.script_path(job_id, extension))
-        for path in files_of(record.call, self.logdir) if record.call else ():  # a function job's
+        paths = self.paths(record)
+        for path in (*paths.own(), *paths.side(side_suffixes)):
             logs.remove_if_exists(path)
         self._execute("DELETE FROM jobs WHERE self_id = ?", [job_id])
 
@@ -472,11 +396,3 @@ class JobDB:
 
     def __repr__(self) -> str:
         return f"JobDB({self.db_path!r})"
-
-
-def _check_columns(fields: Iterable[str]) -> None:
-    """Field names become SQL identifiers: only the schema's own are allowed."""
-    unknown = set(fields) - set(COLUMNS)
-    if unknown:
-        raise UnknownFieldError(f"unknown job field(s): {', '.join(sorted(map(repr, unknown)))}")
-

@@ -1,4 +1,5 @@
-"""Reading job output files: whole, the last lines, or from a byte offset on."""
+"""Job files: reading output (whole, the last lines, or from a byte offset on) and the atomic private
+write of the files nodejobs keeps for itself."""
 
 from __future__ import annotations
 
@@ -27,6 +28,24 @@ def remove_if_exists(path: str) -> None:
     """Delete a file; a missing file is fine."""
     with contextlib.suppress(FileNotFoundError):
         os.remove(path)
+
+
+def write_private(path: str, *parts: bytes | str, sync: bool = False) -> None:
+    """Write ``parts`` to ``path`` whole or not at all, readable by its owner only: a temporary file
+    (mode 0600) beside it, flushed to the disk with ``sync``, then renamed over ``path``. ``OSError`` if
+    it cannot be; the temporary file is removed then."""
+    temporary = f"{path}.{os.getpid()}.tmp"
+    try:
+        with open(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as f:
+            for part in parts:
+                f.write(part.encode() if isinstance(part, str) else part)
+            if sync:
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        remove_if_exists(temporary)
+        raise
 
 
 def read_text(path: str) -> str:

@@ -96,18 +96,11 @@ class JobQuery:
 
     @classmethod
     def make(
-        cls,
-        filter: JobFilter | dict | None = None,
-        *,
-        status: str | Iterable[str] | None = None,
-        id_glob: str | None = None,
-        id_prefix: str | None = None,
-        since: TimeSpec | None = None,
-        until: TimeSpec | None = None,
-        older_than: timedelta | float | str | None = None,
-        order: str = "oldest",
-        limit: int | None = None,
-    ) -> JobQuery:
+        cls, filter: JobFilter | dict | None = None, *, status: str | Iterable[str] | None = None,
+        id_glob: str | None = None, id_prefix: str | None = None, since: TimeSpec | None = None,
+        until: TimeSpec | None = None, older_than: timedelta | float | str | None = None,
+        order: str = "oldest", limit: int | None = None,
+    ) -> JobQuery:  # fmt: skip
         """Validate the criteria (a ``ValueError`` naming the bad one) and build the query."""
         if filter is not None and not isinstance(filter, JobFilter):
             filter = JobFilter(filter)

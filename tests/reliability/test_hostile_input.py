@@ -22,7 +22,7 @@ from nodejobs import (
     UnknownFieldError,
 )
 from nodejobs.model.records import validate_job_id
-from nodejobs.store.db import ERR_SUFFIX, EXIT_SUFFIX, OUT_SUFFIX, SCRIPT_SUFFIX
+from nodejobs.store.paths import ERR_SUFFIX, EXIT_SUFFIX, OUT_SUFFIX, SCRIPT_SUFFIX
 
 pytestmark = pytest.mark.reliability
 
