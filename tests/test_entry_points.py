@@ -1,6 +1,7 @@
 """The entry points detached processes of an earlier nodejobs call, maybe days after an upgrade, keep
 working: ``python -m nodejobs.dispatch`` (a supervisor's on-end step), ``python -m nodejobs.call`` (a
-queued function job's program) and ``python -m nodejobs.backends.leftovers`` (a supervisor's clean-up)."""
+queued function job's program), ``python -m nodejobs.backends.leftovers`` (a supervisor's clean-up) and
+``python -m nodejobs.cli`` (the command line)."""
 
 import os
 import signal
@@ -61,6 +62,12 @@ def test_the_leftovers_step_of_an_earlier_supervisor_still_ends_a_run(tmp_path):
         if group.poll() is None:
             os.killpg(group.pid, signal.SIGKILL)
             group.wait(30)
+
+
+def test_the_command_line_under_its_earlier_module_name():
+    done = subprocess.run([sys.executable, "-m", "nodejobs.cli", "--version"], capture_output=True, text=True,
+                          timeout=60)  # fmt: skip
+    assert done.returncode == 0 and done.stdout.startswith("nodejobs ")
 
 
 def _children(pid: int) -> list[int]:
