@@ -38,7 +38,8 @@ from IPython.display import display
 from nodejobs import JobRecord, Jobs, NodeJobsError
 from nodejobs.model.states import STATUSES
 from nodejobs.report.usage import JobUsage, format_bytes
-from nodejobs_magics.display import format_duration, format_time, set_value, status_html, summary
+from nodejobs.report.wording import format_duration, summary
+from nodejobs_magics.display import format_time, set_value, status_html
 from nodejobs_magics.logpane import LogPane
 
 log = logging.getLogger(__name__)

@@ -20,11 +20,15 @@ from traitlets import Dict, Float, Int, Unicode, observe
 from traitlets.config import Configurable
 
 from nodejobs import JobNotFoundError, JobRecord, JobRecordDict, Jobs, NodeJobsError
-from nodejobs.faces import actions as ops
+from nodejobs.faces import actions
+from nodejobs.faces.arguments import log_stream, parse_env, queue_options
+from nodejobs.faces.grammar import normalise
+from nodejobs.faces.waiting import Waited, wait_many
+from nodejobs.report.wording import failure_tail, format_duration, summary
 from nodejobs.store.files import remove_if_exists
 from nodejobs_magics import parsing
 from nodejobs_magics.dashboard import JobDashboard
-from nodejobs_magics.display import Progress, format_duration, summary
+from nodejobs_magics.display import Progress
 
 log = logging.getLogger(__name__)
 HINT = "`%job ls` lists them"
@@ -38,7 +42,7 @@ def user_errors(prog: str) -> Iterator[None]:
     except UsageError:
         raise
     except JobNotFoundError as exc:  # the one "no such job" message, with this face's hint
-        raise UsageError(f"%job: {ops.with_hint(exc, HINT)}") from None
+        raise UsageError(f"%job: {actions.with_hint(exc, HINT)}") from None
     except (NodeJobsError, ValueError, OSError) as exc:
         raise UsageError(f"{prog}: {exc}") from None
 
@@ -137,7 +141,7 @@ class JobMagics(Magics, Configurable):
             if args.help:
                 print(parser.format_help())
                 return None
-            return getattr(self, f"_{parser.command.name}")(ops.normalise(args, name))
+            return getattr(self, f"_{parser.command.name}")(normalise(args, name))
 
     def _db(self, args: Any) -> str:
         if args.path:
@@ -151,8 +155,8 @@ class JobMagics(Magics, Configurable):
             print(parsing.PARSERS["run"].format_help())
             return None
         command = parsing.command_from_text(command_text)
-        envs = ops.parse_env(args.env)
-        options = ops.queue_options(args)
+        envs = parse_env(args.env)
+        options = queue_options(args)
         record = self.jobs.run(
             command, args.job_id, cwd=parsing.path(args.cwd), envs=envs or None,
             keep_leftovers=args.keep_leftovers, **options,
@@ -167,18 +171,18 @@ class JobMagics(Magics, Configurable):
             print(parsing.PARSERS["sweep"].format_help())
             return None
         command = parsing.command_from_text(template)  # the rule of `%job run`, then {NAME} filled in
-        records = ops.sweep(self.jobs, args, command if isinstance(command, str) else shlex.join(command))
+        records = actions.sweep(self.jobs, args, command if isinstance(command, str) else shlex.join(command))
         for record in records.values():
             print(summary(record))
         return records
 
     def _limit(self, args: Any) -> dict[str, int]:
-        return ops.set_limits(self.jobs, args.group, args.n)
+        return actions.set_limits(self.jobs, args.group, args.n)
 
     def _ls(self, args: Any) -> Any:
         limit = self.list_limit if args.limit is None else args.limit
-        records = ops.select(self.jobs, args.status, limit, args.since, args.tag)
-        note = ops.listing_note(self.jobs, len(records), limit, args.status, args.since)
+        records = actions.select(self.jobs, args.status, limit, args.since, args.tag)
+        note = actions.listing_note(self.jobs, len(records), limit, args.status, args.since)
         if note:
             print(f"[{note}]")
         return records.to_dataframe()
@@ -191,13 +195,13 @@ class JobMagics(Magics, Configurable):
         return self.jobs.timeline(status=args.status, since=args.since, **newest)
 
     def _status(self, args: Any) -> JobRecord:
-        return ops.require(self.jobs, args.job_id)
+        return actions.require(self.jobs, args.job_id)
 
     def _logs(self, args: Any) -> None:
         if args.follow:
             return self._follow(args)
-        stream = ops.stream(args.err)
-        ops.require(self.jobs, args.job_id)
+        stream = log_stream(args.err)
+        actions.require(self.jobs, args.job_id)
         path = self.jobs.log_path(args.job_id, stream)
         size = os.path.getsize(path) if os.path.exists(path) else 0
         if args.lines is None and size > self.logs_max_bytes:  # never pull a huge log into the kernel
@@ -212,8 +216,8 @@ class JobMagics(Magics, Configurable):
         return None
 
     def _follow(self, args: Any) -> None:
-        stream = ops.stream(args.err)
-        ops.require(self.jobs, args.job_id)
+        stream = log_stream(args.err)
+        actions.require(self.jobs, args.job_id)
         ends_line = True
         try:
             if args.lines is not None:
@@ -225,21 +229,21 @@ class JobMagics(Magics, Configurable):
         except KeyboardInterrupt:
             print(f"{'' if ends_line else chr(10)}[stopped following {args.job_id}; the job keeps running]")
             return
-        record = ops.require(self.jobs, args.job_id)
+        record = actions.require(self.jobs, args.job_id)
         print(f"{'' if ends_line else chr(10)}[{summary(record)}]")
         if not args.err:
-            _write(ops.failure_tail(self.jobs, record), newline=False)
+            _write(failure_tail(self.jobs, record), newline=False)
 
     def _wait(self, args: Any) -> JobRecord | JobRecordDict:
         progress = Progress()
 
-        def show(waited: ops.Waited) -> None:
+        def show(waited: Waited) -> None:
             record = waited.first_active()
             if record is not None:
                 progress.update(self._progress_text(record))
 
         try:
-            waited = ops.wait_many(self.jobs, args.job_ids, args.timeout, args.any, self.wait_interval, show)
+            waited = wait_many(self.jobs, args.job_ids, args.timeout, args.any, self.wait_interval, show)
         except KeyboardInterrupt:
             progress.finish(f"stopped waiting for {', '.join(args.job_ids)}; the jobs keep running")
             return self._records(args.job_ids)
@@ -250,13 +254,13 @@ class JobMagics(Magics, Configurable):
         shown = waited.ended()[:1] if args.any else waited.ended()
         progress.finish("\n".join(summary(r) for r in shown))
         for record in shown:
-            _write(ops.failure_tail(self.jobs, record), newline=False)
+            _write(failure_tail(self.jobs, record), newline=False)
         if len(shown) == 1:
             return shown[0]
         return JobRecordDict({r.self_id: r for r in shown})
 
     def _records(self, job_ids: list[str]) -> JobRecord | JobRecordDict:
-        records = ops.require_all(self.jobs, job_ids)
+        records = actions.require_all(self.jobs, job_ids)
         return records[job_ids[0]] if len(records) == 1 else JobRecordDict(records)
 
     def _progress_text(self, record: JobRecord) -> str:
@@ -266,7 +270,7 @@ class JobMagics(Magics, Configurable):
 
     def _stop(self, args: Any) -> JobRecord | JobRecordDict | None:
         grace = self.stop_grace if args.grace is None else args.grace
-        stopped = ops.stop_many(self.jobs, args.job_ids, args.all, grace)
+        stopped = actions.stop_many(self.jobs, args.job_ids, args.all, grace)
         for record in stopped.values():
             print(summary(record))
         if not stopped:
@@ -278,24 +282,24 @@ class JobMagics(Magics, Configurable):
 
     def _result(self, args: Any) -> Any:
         try:
-            return ops.result(self.jobs, args.job_id, args.timeout, sys.stderr.write)
+            return actions.result(self.jobs, args.job_id, args.timeout, sys.stderr.write)
         except KeyboardInterrupt:
             print(f"[stopped waiting for {args.job_id}; the job keeps running]")
             return None
 
     def _rerun(self, args: Any) -> JobRecord:
-        record = ops.rerun(self.jobs, args.job_id, args.env, args.without_env)
+        record = actions.rerun(self.jobs, args.job_id, args.env, args.without_env)
         print(summary(record))
         return record
 
     def _rm(self, args: Any) -> None:
-        print(ops.removed_text(ops.remove_many(self.jobs, args.job_ids)))
+        print(actions.removed_text(actions.remove_many(self.jobs, args.job_ids)))
 
     def _clean(self, args: Any) -> None:
-        print(ops.clean(self.jobs, args.older_than, args.status))
+        print(actions.clean(self.jobs, args.older_than, args.status))
 
     def _watch(self, args: Any) -> JobDashboard:
-        ops.require_all(self.jobs, args.job_ids)
+        actions.require_all(self.jobs, args.job_ids)
         dashboard = JobDashboard(
             self.jobs,
             args.job_ids or None,
@@ -354,7 +358,7 @@ class JobMagics(Magics, Configurable):
             current = self.jobs.get_status(job_id)
             if current is not None and current.is_active:
                 raise UsageError(f"%%job: job {job_id!r} is still {current.status} (pid {current.last_pid})")
-            envs = ops.parse_env(args.env)
+            envs = parse_env(args.env)
             script = self.jobs.script_path(job_id, ".py" if is_python else ".sh")
             _write_file(script, cell)
             record = self.jobs.run([*program, script], job_id, cwd=parsing.path(args.cwd), envs=envs or None)

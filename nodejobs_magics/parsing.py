@@ -1,5 +1,5 @@
-"""Parsing ``%job`` lines: the sub-command parsers (built from ``nodejobs.operations.COMMANDS``, the CLI's
-grammar too) and how ``%job run`` splits a command (``RUN_RULE``, also shown by ``%job help run``)."""
+"""Parsing ``%job`` lines: the sub-command parsers (built from ``nodejobs.faces.grammar.COMMANDS``, the
+CLI's grammar too) and how ``%job run`` splits a command (``RUN_RULE``, also shown by ``%job help run``)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 
 from IPython.core.error import UsageError
 
-from nodejobs.faces import actions as ops
+from nodejobs.faces import grammar
 
 RUN_RULE = """\
 How the command is run: the words after the options are split like a shell splits them, quotes kept.
@@ -28,14 +28,14 @@ _SPACE = re.compile(r"\s*")
 _JOB_LINE = re.compile(r"^\s*(?:[A-Za-z_][\w.]*(?:\s*,\s*[A-Za-z_][\w.]*)*\s*=\s*)?%job\s(?P<rest>.*)$", re.S)
 _VALUE_OPTIONS = {
     c.name: frozenset(flag for o in c.options if o.takes_value for flag in o.flags)
-    for c in ops.COMMANDS if c.name in ("run", "sweep")
+    for c in grammar.COMMANDS if c.name in ("run", "sweep")
 }
 
 
 class SubcommandParser(argparse.ArgumentParser):
     """An argparse parser for one ``%job`` sub-command: errors are a one-line ``UsageError``."""
 
-    def __init__(self, command: ops.Command) -> None:
+    def __init__(self, command: grammar.Command) -> None:
         super().__init__(
             prog=f"%job {command.name}",
             description=command.summary + "".join(f" Alias: {a}." for a in command.aliases),
@@ -46,7 +46,7 @@ class SubcommandParser(argparse.ArgumentParser):
         )
         self.command = command
         self.add_argument("-h", "--help", action="store_true", help="show this help")
-        ops.add_options(self, command, ops.MAGIC)
+        grammar.add_options(self, command, grammar.MAGIC)
 
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UsageError(f"{self.prog}: {message} (see `%job help {self.command.name}`)")
@@ -55,19 +55,20 @@ class SubcommandParser(argparse.ArgumentParser):
         return self.parse_args(list(words))
 
 
-PARSERS = {command.name: SubcommandParser(command) for command in ops.commands(ops.MAGIC)}
-SUBCOMMANDS = tuple(ops.names(ops.MAGIC))
+PARSERS = {command.name: SubcommandParser(command) for command in grammar.commands(grammar.MAGIC)}
+SUBCOMMANDS = tuple(grammar.names(grammar.MAGIC))
 
 
 def parser_for(name: str) -> SubcommandParser | None:
     """The parser of sub-command ``name`` or of one of its aliases."""
-    command = ops.find_command(name, ops.MAGIC)
+    command = grammar.find_command(name, grammar.MAGIC)
     return PARSERS[command.name] if command is not None else None
 
 
 def overview() -> str:
     """One line per sub-command, for ``%job help`` and ``%job?``."""
-    return "Sub-commands:\n" + ops.overview(ops.MAGIC) + "\n\n`%job help SUBCOMMAND` shows its options."
+    listing = grammar.overview(grammar.MAGIC)
+    return f"Sub-commands:\n{listing}\n\n`%job help SUBCOMMAND` shows its options."
 
 
 def split_words(text: str, prog: str = "%job") -> list[str]:
@@ -169,11 +170,11 @@ def complete(text_until_cursor: str, ids: Callable[[str, bool | None], list[str]
     if command.name == "help":
         return [n for n in SUBCOMMANDS if n.startswith(current)] if len(words) == 2 else []
     if previous == "--status":
-        return [s for s in ops.STATUS_CHOICES if s.startswith(current)]
+        return [s for s in grammar.STATUS_CHOICES if s.startswith(current)]
     if current.startswith("-"):
-        flags = ["-h", "--help", *(f for o in command.options_for(ops.MAGIC) for f in o.flags)]
+        flags = ["-h", "--help", *(f for o in command.options_for(grammar.MAGIC) for f in o.flags)]
         return sorted(f for f in flags if f.startswith("-") and f.startswith(current))
-    options = {f: o for o in command.options_for(ops.MAGIC) for f in o.flags}
+    options = {f: o for o in command.options_for(grammar.MAGIC) for f in o.flags}
     if command.name == "run" or (previous in options and options[previous].takes_value):
         return None  # a command, a path or a value: IPython's own completions
     if command.takes_ids:
