@@ -258,8 +258,8 @@ class JobDashboard(widgets.VBox):
             if self.selected is None and self._shown:
                 self.select(next(iter(self._shown)))
             elif self.selected is not None:
-                record = self._shown.get(self.selected) or self.jobs.get_status(self.selected)
-                self.log_pane.show(self.jobs, record)
+                current = self._shown.get(self.selected) or self.jobs.get_status(self.selected)
+                self.log_pane.show(self.jobs, current)
             else:
                 self.log_pane.show(self.jobs, None)
 

@@ -84,12 +84,12 @@ def _table(records: Sequence[JobRecord]) -> str:
     or in a group other than the default one."""
     queue_view = any(r.status == JobStatus.c_queued or (r.group or "default") != "default" for r in records)
     places = queue_positions(records)
-    header = ("ID", "STATUS", "EXIT", "PID", "STARTED (UTC)", "SECONDS", "COMMAND")
+    header: tuple[str, ...] = ("ID", "STATUS", "EXIT", "PID", "STARTED (UTC)", "SECONDS", "COMMAND")
     if queue_view:
         header = (*header[:-1], "GROUP", "POS", "REASON", "COMMAND")
     rows = [header]
     for r in records:
-        row = (
+        row: tuple[str, ...] = (
             r.self_id,
             r.status or "-",
             "-" if r.exit_code is None else str(r.exit_code),
@@ -273,7 +273,7 @@ def _quiet_stdout() -> None:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
-def _error(exc: BaseException) -> int:
+def _error(exc: Exception) -> int:
     print(f"nodejobs: error: {actions.with_hint(exc, HINT)}", file=sys.stderr)
     return USAGE if isinstance(exc, (BadUsage, JobNotFoundError)) else FAILED
 
