@@ -7,7 +7,7 @@ import argparse
 import os
 import re
 import shlex
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from IPython.core.error import UsageError
 
@@ -25,7 +25,6 @@ _SPECIAL = frozenset("|&;<>()$`*?[")
 _ENV_ASSIGNMENT = re.compile(r"\s*[A-Za-z_][A-Za-z0-9_]*=")
 _WORD = re.compile(r"""(?:[^\s'"\\]|\\.|'[^']*'|"(?:[^"\\]|\\.)*")+""", re.S)
 _SPACE = re.compile(r"\s*")
-_JOB_LINE = re.compile(r"^\s*(?:[A-Za-z_][\w.]*(?:\s*,\s*[A-Za-z_][\w.]*)*\s*=\s*)?%job\s(?P<rest>.*)$", re.S)
 _VALUE_OPTIONS = {
     c.name: frozenset(flag for o in c.options if o.takes_value for flag in o.flags)
     for c in grammar.COMMANDS if c.name in ("run", "sweep")
@@ -145,49 +144,6 @@ def command_from_text(text: str) -> str | list[str]:
     if len(words) == 1 and (has_shell_syntax(words[0]) or any(c.isspace() for c in words[0])):
         return words[0]
     return words
-
-
-def complete(text_until_cursor: str, ids: Callable[[str, bool | None], list[str]]) -> list[str] | None:
-    """Completions of the word being typed on a ``%job`` line (also ``x = %job ...``), or None.
-
-    Sub-commands, a sub-command's options, statuses after ``--status``, and job ids from
-    ``ids(prefix, active)``: only active ones for ``stop``, only ended ones for ``rm`` and ``rerun``.
-    None: not ours to complete.
-    """
-    match = _JOB_LINE.match(text_until_cursor)
-    if match is None:
-        return None
-    words = match.group("rest").split()
-    if not match.group("rest")[-1:].strip():
-        words.append("")
-    current = words[-1]
-    if len(words) == 1:
-        return [n for n in SUBCOMMANDS if n.startswith(current)]
-    parser = parser_for(words[0])
-    if parser is None:
-        return []
-    command, previous = parser.command, words[-2]
-    if command.name == "help":
-        return [n for n in SUBCOMMANDS if n.startswith(current)] if len(words) == 2 else []
-    if previous == "--status":
-        return [s for s in grammar.STATUS_CHOICES if s.startswith(current)]
-    if current.startswith("-"):
-        flags = ["-h", "--help", *(f for o in command.options_for(grammar.MAGIC) for f in o.flags)]
-        return sorted(f for f in flags if f.startswith("-") and f.startswith(current))
-    options = {f: o for o in command.options_for(grammar.MAGIC) for f in o.flags}
-    if command.name == "run" or (previous in options and options[previous].takes_value):
-        return None  # a command, a path or a value: IPython's own completions
-    if command.takes_ids:
-        return ids(current, command.ids)
-    return []
-
-
-def first_command(script: str) -> str:
-    """The first line of a shell script that is not blank or a comment (for a readable id)."""
-    for line in script.splitlines():
-        if line.strip() and not line.lstrip().startswith("#"):
-            return line.strip()
-    return "job"
 
 
 def path(text: str | None) -> str | None:

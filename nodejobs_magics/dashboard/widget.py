@@ -26,10 +26,8 @@ from __future__ import annotations
 import html
 import logging
 import queue
-import re
 import threading
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import ipywidgets as widgets
 from IPython import get_ipython
@@ -37,125 +35,15 @@ from IPython.display import display
 
 from nodejobs import JobRecord, Jobs, NodeJobsError
 from nodejobs.model.states import STATUSES
-from nodejobs.report.usage import JobUsage, format_bytes
-from nodejobs.report.wording import format_duration, summary
-from nodejobs_magics.display import format_time, set_value, status_html
-from nodejobs_magics.logpane import LogPane
+from nodejobs.report.wording import summary
+from nodejobs_magics.dashboard.logpane import LogPane
+from nodejobs_magics.dashboard.rows import CELLS, JobRow, cell
+from nodejobs_magics.display import set_value
 
 log = logging.getLogger(__name__)
 
 FILTERS = ("all", "active", "ended", *STATUSES)
-_CELLS = (  # (attribute, header, width)
-    ("group", "group", "6em"),
-    ("exit_code", "exit", "3.5em"),
-    ("pid", "pid", "5.5em"),
-    ("started", "started", "8em"),
-    ("duration", "duration", "6.5em"),
-    ("cpu", "cpu", "4.5em"),
-    ("rss", "memory", "5em"),
-)
 _CLOSE = object()
-
-
-def css_name(job_id: str) -> str:
-    """``job_id`` made safe inside a CSS class name."""
-    return re.sub(r"[^A-Za-z0-9_-]", "_", job_id)
-
-
-def _cell(css_class: str, width: str, value: str = "") -> widgets.HTML:
-    cell = widgets.HTML(
-        value, layout=widgets.Layout(width=width, flex="0 0 auto", overflow="hidden", margin="0 4px")
-    )
-    cell.add_class(css_class)
-    return cell
-
-
-class JobRow:
-    """The widgets of one table row; ``values`` is what they show now."""
-
-    def __init__(self, job_id: str, on_select: Callable, on_stop: Callable, on_rerun: Callable) -> None:
-        self.job_id = job_id
-        self.id_button = widgets.Button(
-            description=job_id,
-            tooltip="show this job's output",
-            layout=widgets.Layout(width="11em", flex="0 0 auto"),
-        )
-        self.id_button.add_class("nodejobs-id")
-        self.status = _cell("nodejobs-status", "7.5em")
-        self.group, self.exit_code, self.pid, self.started, self.duration, self.cpu, self.rss = (
-            _cell(f"nodejobs-{'exit' if name == 'exit_code' else name}", width) for name, _, width in _CELLS
-        )
-        self.command = _cell("nodejobs-command", "auto")
-        self.command.layout.flex = "1 1 0"
-        self.command.layout.min_width = "0"
-        self.stop_button = widgets.Button(
-            description="Stop", button_style="danger", layout=widgets.Layout(width="4.5em", flex="0 0 auto")
-        )
-        self.stop_button.add_class("nodejobs-stop")
-        self.rerun_button = widgets.Button(
-            description="Rerun", layout=widgets.Layout(width="4.5em", flex="0 0 auto")
-        )
-        self.rerun_button.add_class("nodejobs-rerun")
-        self.id_button.on_click(lambda _: on_select(job_id))
-        self.stop_button.on_click(lambda _: on_stop(job_id))
-        self.rerun_button.on_click(lambda _: on_rerun(job_id))
-        self.box = widgets.HBox(
-            [self.id_button, self.status, self.group, self.exit_code, self.pid, self.started, self.duration,
-             self.cpu, self.rss, self.command, self.stop_button, self.rerun_button],
-            layout=widgets.Layout(align_items="center"),
-        )  # fmt: skip
-        self.box.add_class("nodejobs-row")
-        self.box.add_class(f"nodejobs-row-{css_name(job_id)}")
-        self.values: dict[str, Any] = {}
-
-    def show(self, record: JobRecord, used: JobUsage | None = None) -> bool:
-        """Write the widgets whose value changed; True if any did."""
-        command = html.escape(record.command or "")
-        if used is not None:
-            cpu, rss = f"{used.cpu_percent:.0f}%", format_bytes(used.rss)
-        else:
-            cpu, rss = format_duration(record.cpu_time), format_bytes(record.max_rss)
-        values = {
-            "status": status_html(record.status, record.reason),
-            "group": html.escape(record.group or "default"),
-            "exit_code": "" if record.exit_code is None else str(record.exit_code),
-            "pid": "" if record.last_pid is None else str(record.last_pid),
-            "started": format_time(record.started_at),
-            "duration": format_duration(record.duration),
-            "cpu": cpu,
-            "rss": rss,
-            "command": f"<code title='{command}' style='white-space:nowrap;overflow:hidden;"
-            f"text-overflow:ellipsis;display:block'>{command}</code>",
-            "stop": not record.is_active,
-            "rerun": record.is_active,
-        }
-        old_status = self.values.get("status_name")
-        values["status_name"] = record.status
-        changed = [k for k, v in values.items() if self.values.get(k) != v]
-        for key in changed:
-            if key in ("stop", "rerun"):
-                getattr(self, f"{key}_button").disabled = values[key]
-            elif key == "status_name":
-                with self.status.hold_sync():
-                    if old_status:
-                        self.status.remove_class(f"nodejobs-status-{old_status}")
-                    self.status.add_class(f"nodejobs-status-{record.status}")
-            else:
-                getattr(self, key).value = values[key]
-        self.values = values
-        return bool(changed)
-
-    def select(self, selected: bool) -> None:
-        if selected:
-            self.box.add_class("nodejobs-selected")
-        else:
-            self.box.remove_class("nodejobs-selected")
-        self.id_button.button_style = "info" if selected else ""
-
-    def close(self) -> None:
-        for child in self.box.children:
-            child.close()
-        self.box.close()
 
 
 class JobDashboard(widgets.VBox):
@@ -203,9 +91,9 @@ class JobDashboard(widgets.VBox):
         title = widgets.HTML(f"<b>nodejobs</b> <code>{html.escape(self.jobs.db_path)}</code>")
         title.add_class("nodejobs-title")
         self._header = widgets.HBox(
-            [_cell("nodejobs-head", "11em", "<b>id</b>"), _cell("nodejobs-head", "7.5em", "<b>status</b>")]
-            + [_cell("nodejobs-head", width, f"<b>{head}</b>") for _, head, width in _CELLS]
-            + [_cell("nodejobs-head", "auto", "<b>command</b>")]
+            [cell("nodejobs-head", "11em", "<b>id</b>"), cell("nodejobs-head", "7.5em", "<b>status</b>")]
+            + [cell("nodejobs-head", width, f"<b>{head}</b>") for _, head, width in CELLS]
+            + [cell("nodejobs-head", "auto", "<b>command</b>")]
         )
         self._header.add_class("nodejobs-header")
         self.table = widgets.VBox([self._header])
