@@ -1,4 +1,5 @@
-"""The live dashboard of ``%job watch``: ``JobDashboard`` (widget), its rows (rows) and log pane (logpane)."""
+"""The live dashboard of ``%job watch``: ``JobDashboard`` (widget), which jobs it shows (window), their
+rows (rows) and the selected job's output (logpane)."""
 
 from nodejobs_magics.dashboard.widget import JobDashboard
 

@@ -33,11 +33,13 @@ import ipywidgets as widgets
 from IPython import get_ipython
 from IPython.display import display
 
-from nodejobs import JobRecord, Jobs, NodeJobsError
+from nodejobs import Jobs, NodeJobsError
 from nodejobs.model.states import STATUSES
+from nodejobs.report.usage import JobUsageDict
 from nodejobs.report.wording import summary
 from nodejobs_magics.dashboard.logpane import LogPane
 from nodejobs_magics.dashboard.rows import CELLS, JobRow, cell
+from nodejobs_magics.dashboard.window import JobWindow
 from nodejobs_magics.display import set_value
 
 log = logging.getLogger(__name__)
@@ -75,11 +77,7 @@ class JobDashboard(widgets.VBox):
         self.grace = grace
         self.rows: dict[str, JobRow] = {}
         self.selected: str | None = None
-        self._shown: dict[str, JobRecord] = {}  # the newest max_rows jobs the filter lets through
-        self._complete = False  # whether _shown holds every job the filter lets through
-        self._loaded: str | None = None  # the filter _shown was read for (None: not read yet)
-        self._seq = 0  # the change number _shown is up to date with
-        self._total = 0
+        self.window = JobWindow(self.jobs, self.job_ids, max_rows)
         self.status_filter = widgets.Dropdown(
             options=FILTERS, value=status, description="status", layout=widgets.Layout(width="14em")
         )
@@ -126,80 +124,42 @@ class JobDashboard(widgets.VBox):
             if self._closed:
                 return
             used = self.jobs.usage()  # also brings the active jobs' records up to date
-            changed = self._update_shown()
-            for job_id in [i for i in self.rows if i not in self._shown]:
-                self.rows.pop(job_id).close()
-            for job_id, record in self._shown.items():
-                if job_id not in self.rows:
-                    self.rows[job_id] = JobRow(job_id, self.select, self._on_stop, self._on_rerun)
-                    self.rows[job_id].select(job_id == self.selected)
-                    changed.add(job_id)
-                if job_id in changed or record.is_active:  # an ended, unchanged row shows the same
-                    self.rows[job_id].show(record, used.get(job_id))
-            self.rows = {job_id: self.rows[job_id] for job_id in self._shown}  # in table order
-            boxes = (self._header, *(row.box for row in self.rows.values()))
-            if self.table.children != boxes:
-                self.table.children = boxes
-            shown = len(self._shown)
-            set_value(self.count_label, f"{shown:,} of {self._total:,} jobs" if shown != self._total
-                      else f"{shown:,} jobs")  # fmt: skip
-            if self.selected is None and self._shown:
-                self.select(next(iter(self._shown)))
+            changed = self.window.update(self.status_filter.value)
+            if self.selected is not None and self._gone(self.selected):
+                self.selected = None
+            self._show_rows(changed, used)
+            shown, total = len(self.window.records), self.window.total
+            count = f"{shown:,} jobs" if shown == total else f"{shown:,} of {total:,} jobs"
+            set_value(self.count_label, count)
+            if self.selected is None and self.window.records:
+                self.select(next(iter(self.window.records)))
             elif self.selected is not None:
-                current = self._shown.get(self.selected) or self.jobs.get_status(self.selected)
+                current = self.window.records.get(self.selected) or self.jobs.get_status(self.selected)
                 self.log_pane.show(self.jobs, current)
             else:
                 self.log_pane.show(self.jobs, None)
 
-    def _update_shown(self) -> set[str]:
-        """Bring ``_shown`` up to date from the records changed since the last refresh; the ids changed."""
-        wanted = self.status_filter.value
-        if self._loaded != wanted:
-            self._reload(wanted)
-            return set(self._shown)
-        news = self.jobs.changes(self._seq)
-        self._seq, self._total = news.number, news.total
-        for job_id in news.deleted:
-            self._shown.pop(job_id, None)
-            if job_id == self.selected:
-                self.selected = None
-        for record in news.changed:
-            if self._wanted(record, wanted):
-                self._shown[record.self_id] = record
-            else:
-                self._shown.pop(record.self_id, None)
-        if len(self._shown) < self.max_rows and not self._complete:  # some went: read what follows them
-            self._reload(wanted)
-            return set(self._shown)
-        if not news.changed:
-            return set()
-        ordered = sorted(self._shown.values(), key=_newest_first)[: self.max_rows]
-        self._complete = self._complete and len(ordered) == len(self._shown)
-        self._shown = {r.self_id: r for r in ordered}
-        return {r.self_id for r in news.changed if r.self_id in self._shown}
+    def _show_rows(self, changed: set[str], used: JobUsageDict) -> None:
+        """One row per job of the window, in its order; only new, changed and active rows are written."""
+        for job_id in [i for i in self.rows if i not in self.window.records]:
+            self.rows.pop(job_id).close()
+        for job_id, record in self.window.records.items():
+            if job_id not in self.rows:
+                self.rows[job_id] = JobRow(job_id, self.select, self._on_stop, self._on_rerun)
+                self.rows[job_id].select(job_id == self.selected)
+                changed.add(job_id)
+            if job_id in changed or record.is_active:  # an ended, unchanged row shows the same
+                self.rows[job_id].show(record, used.get(job_id))
+        self.rows = {job_id: self.rows[job_id] for job_id in self.window.records}  # in table order
+        boxes = (self._header, *(row.box for row in self.rows.values()))
+        if self.table.children != boxes:
+            self.table.children = boxes
 
-    def _reload(self, wanted: str) -> None:
-        """Read the newest ``max_rows`` jobs the filter lets through (one query, limited in SQL)."""
-        news = self.jobs.changes(2**62)  # nothing is newer: only the change number and the total
-        self._seq, self._total, self._loaded = news.number, news.total, wanted
-        status = None if wanted == "all" else wanted
-        if self.job_ids is not None:
-            found = [self.jobs.get_status(i) for i in self.job_ids]
-            records = [r for r in found if r is not None and self._wanted(r, wanted)]
-        else:
-            records = list(self.jobs.list_status(status=status, order="newest", limit=self.max_rows).values())
-        ordered = sorted(records, key=_newest_first)[: self.max_rows]
-        self._complete = len(records) < self.max_rows
-        self._shown = {r.self_id: r for r in ordered}
-        if self.selected is not None and self.jobs.get_status(self.selected) is None:
-            self.selected = None
-
-    def _wanted(self, record: JobRecord, wanted: str) -> bool:
-        if self.job_ids is not None and record.self_id not in self.job_ids:
-            return False
-        if wanted in ("active", "ended"):
-            return record.is_active == (wanted == "active")
-        return wanted == "all" or record.status == wanted
+    def _gone(self, job_id: str) -> bool:
+        """Whether ``job_id`` was removed (looked up only when the window was read afresh)."""
+        if job_id in self.window.deleted:
+            return True
+        return self.window.reloaded and self.jobs.get_status(job_id) is None
 
     def select(self, job_id: str) -> None:
         """Show ``job_id``'s output in the log pane."""
@@ -275,8 +235,3 @@ class JobDashboard(widgets.VBox):
     def mark_displayed(self) -> None:
         """Called by ``%job watch`` after displaying: the magic's returned value is not shown twice."""
         self._shown_in = getattr(get_ipython(), "execution_count", None)
-
-
-def _newest_first(record: JobRecord) -> tuple[float, str]:
-    started = record.started_at.timestamp() if record.started_at else float("-inf")
-    return -started, record.self_id
