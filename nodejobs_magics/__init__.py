@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from nodejobs_magics.completion import MATCHER_ID
 from nodejobs_magics.dashboard import JobDashboard
-from nodejobs_magics.magics import MATCHER_ID, JobMagics
+from nodejobs_magics.magics import JobMagics
 
 __all__ = ["JobDashboard", "JobMagics", "load_ipython_extension", "unload_ipython_extension"]
 

@@ -1,6 +1,6 @@
 """Display helpers shared by the magics and the dashboard: status colours, times, progress.
 
-``summary`` and ``format_duration`` come from ``nodejobs.operations``: one wording on every face.
+The words (``summary``, ``format_duration``) are ``nodejobs.report.wording``'s: one wording on every face.
 """
 
 from __future__ import annotations
@@ -13,10 +13,9 @@ from typing import Any
 from IPython import get_ipython
 from IPython.display import DisplayHandle
 
-from nodejobs.faces.actions import format_duration, summary
 from nodejobs.model.states import STATUS_COLOURS, UNKNOWN_COLOUR, JobStatus
 
-__all__ = ["Progress", "format_duration", "format_time", "in_kernel", "set_value", "status_html", "summary"]
+__all__ = ["Progress", "format_time", "in_kernel", "set_value", "status_html"]
 
 
 def status_html(status: str | None, reason: str | None = None) -> str:

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import logging
 import os
-import re
 import shlex
 import sys
 from collections.abc import Iterator
 from typing import Any
 
-from IPython.core.completer import SimpleCompletion, context_matcher
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, kwds, magic_arguments, parse_argstring
@@ -20,11 +19,15 @@ from traitlets import Dict, Float, Int, Unicode, observe
 from traitlets.config import Configurable
 
 from nodejobs import JobNotFoundError, JobRecord, JobRecordDict, Jobs, NodeJobsError
-from nodejobs.faces import actions as ops
-from nodejobs.store.files import remove_if_exists
-from nodejobs_magics import parsing
+from nodejobs.faces import actions
+from nodejobs.faces.arguments import log_stream, parse_env, queue_options
+from nodejobs.faces.grammar import normalise
+from nodejobs.faces.waiting import Waited, wait_many
+from nodejobs.report.wording import failure_tail, format_duration, summary
+from nodejobs_magics import completion, parsing
+from nodejobs_magics.cell import run_cell
 from nodejobs_magics.dashboard import JobDashboard
-from nodejobs_magics.display import Progress, format_duration, summary
+from nodejobs_magics.display import Progress
 
 log = logging.getLogger(__name__)
 HINT = "`%job ls` lists them"
@@ -38,7 +41,7 @@ def user_errors(prog: str) -> Iterator[None]:
     except UsageError:
         raise
     except JobNotFoundError as exc:  # the one "no such job" message, with this face's hint
-        raise UsageError(f"%job: {ops.with_hint(exc, HINT)}") from None
+        raise UsageError(f"%job: {actions.with_hint(exc, HINT)}") from None
     except (NodeJobsError, ValueError, OSError) as exc:
         raise UsageError(f"{prog}: {exc}") from None
 
@@ -137,9 +140,9 @@ class JobMagics(Magics, Configurable):
             if args.help:
                 print(parser.format_help())
                 return None
-            return getattr(self, f"_{parser.command.name}")(ops.normalise(args, name))
+            return getattr(self, f"_{parser.command.name}")(normalise(args, name))
 
-    def _db(self, args: Any) -> str:
+    def _db(self, args: argparse.Namespace) -> str:
         if args.path:
             self.db_path = os.path.abspath(os.path.expanduser(args.path))
         return self.jobs.db_path
@@ -151,8 +154,8 @@ class JobMagics(Magics, Configurable):
             print(parsing.PARSERS["run"].format_help())
             return None
         command = parsing.command_from_text(command_text)
-        envs = ops.parse_env(args.env)
-        options = ops.queue_options(args)
+        envs = parse_env(args.env)
+        options = queue_options(args)
         record = self.jobs.run(
             command, args.job_id, cwd=parsing.path(args.cwd), envs=envs or None,
             keep_leftovers=args.keep_leftovers, **options,
@@ -167,37 +170,37 @@ class JobMagics(Magics, Configurable):
             print(parsing.PARSERS["sweep"].format_help())
             return None
         command = parsing.command_from_text(template)  # the rule of `%job run`, then {NAME} filled in
-        records = ops.sweep(self.jobs, args, command if isinstance(command, str) else shlex.join(command))
+        records = actions.sweep(self.jobs, args, command if isinstance(command, str) else shlex.join(command))
         for record in records.values():
             print(summary(record))
         return records
 
-    def _limit(self, args: Any) -> dict[str, int]:
-        return ops.set_limits(self.jobs, args.group, args.n)
+    def _limit(self, args: argparse.Namespace) -> dict[str, int]:
+        return actions.set_limits(self.jobs, args.group, args.n)
 
-    def _ls(self, args: Any) -> Any:
+    def _ls(self, args: argparse.Namespace) -> Any:
         limit = self.list_limit if args.limit is None else args.limit
-        records = ops.select(self.jobs, args.status, limit, args.since, args.tag)
-        note = ops.listing_note(self.jobs, len(records), limit, args.status, args.since)
+        records = actions.select(self.jobs, args.status, limit, args.since, args.tag)
+        note = actions.listing_note(self.jobs, len(records), limit, args.status, args.since)
         if note:
             print(f"[{note}]")
         return records.to_dataframe()
 
-    def _top(self, args: Any) -> Any:
+    def _top(self, args: argparse.Namespace) -> Any:
         return self.jobs.usage().to_dataframe()
 
-    def _timeline(self, args: Any) -> Any:
+    def _timeline(self, args: argparse.Namespace) -> Any:
         newest = {"order": "newest", "limit": args.limit} if args.limit else {}
         return self.jobs.timeline(status=args.status, since=args.since, **newest)
 
-    def _status(self, args: Any) -> JobRecord:
-        return ops.require(self.jobs, args.job_id)
+    def _status(self, args: argparse.Namespace) -> JobRecord:
+        return actions.require(self.jobs, args.job_id)
 
-    def _logs(self, args: Any) -> None:
+    def _logs(self, args: argparse.Namespace) -> None:
         if args.follow:
             return self._follow(args)
-        stream = ops.stream(args.err)
-        ops.require(self.jobs, args.job_id)
+        stream = log_stream(args.err)
+        actions.require(self.jobs, args.job_id)
         path = self.jobs.log_path(args.job_id, stream)
         size = os.path.getsize(path) if os.path.exists(path) else 0
         if args.lines is None and size > self.logs_max_bytes:  # never pull a huge log into the kernel
@@ -211,9 +214,9 @@ class JobMagics(Magics, Configurable):
         _write(text)
         return None
 
-    def _follow(self, args: Any) -> None:
-        stream = ops.stream(args.err)
-        ops.require(self.jobs, args.job_id)
+    def _follow(self, args: argparse.Namespace) -> None:
+        stream = log_stream(args.err)
+        actions.require(self.jobs, args.job_id)
         ends_line = True
         try:
             if args.lines is not None:
@@ -225,21 +228,21 @@ class JobMagics(Magics, Configurable):
         except KeyboardInterrupt:
             print(f"{'' if ends_line else chr(10)}[stopped following {args.job_id}; the job keeps running]")
             return
-        record = ops.require(self.jobs, args.job_id)
+        record = actions.require(self.jobs, args.job_id)
         print(f"{'' if ends_line else chr(10)}[{summary(record)}]")
         if not args.err:
-            _write(ops.failure_tail(self.jobs, record), newline=False)
+            _write(failure_tail(self.jobs, record), newline=False)
 
-    def _wait(self, args: Any) -> JobRecord | JobRecordDict:
+    def _wait(self, args: argparse.Namespace) -> JobRecord | JobRecordDict:
         progress = Progress()
 
-        def show(waited: ops.Waited) -> None:
+        def show(waited: Waited) -> None:
             record = waited.first_active()
             if record is not None:
                 progress.update(self._progress_text(record))
 
         try:
-            waited = ops.wait_many(self.jobs, args.job_ids, args.timeout, args.any, self.wait_interval, show)
+            waited = wait_many(self.jobs, args.job_ids, args.timeout, args.any, self.wait_interval, show)
         except KeyboardInterrupt:
             progress.finish(f"stopped waiting for {', '.join(args.job_ids)}; the jobs keep running")
             return self._records(args.job_ids)
@@ -250,13 +253,13 @@ class JobMagics(Magics, Configurable):
         shown = waited.ended()[:1] if args.any else waited.ended()
         progress.finish("\n".join(summary(r) for r in shown))
         for record in shown:
-            _write(ops.failure_tail(self.jobs, record), newline=False)
+            _write(failure_tail(self.jobs, record), newline=False)
         if len(shown) == 1:
             return shown[0]
         return JobRecordDict({r.self_id: r for r in shown})
 
     def _records(self, job_ids: list[str]) -> JobRecord | JobRecordDict:
-        records = ops.require_all(self.jobs, job_ids)
+        records = actions.require_all(self.jobs, job_ids)
         return records[job_ids[0]] if len(records) == 1 else JobRecordDict(records)
 
     def _progress_text(self, record: JobRecord) -> str:
@@ -264,9 +267,9 @@ class JobMagics(Magics, Configurable):
         last = last if len(last) <= 100 else last[:97] + "..."
         return f"{record.self_id} {record.status} · {format_duration(record.duration)} · {last}"
 
-    def _stop(self, args: Any) -> JobRecord | JobRecordDict | None:
+    def _stop(self, args: argparse.Namespace) -> JobRecord | JobRecordDict | None:
         grace = self.stop_grace if args.grace is None else args.grace
-        stopped = ops.stop_many(self.jobs, args.job_ids, args.all, grace)
+        stopped = actions.stop_many(self.jobs, args.job_ids, args.all, grace)
         for record in stopped.values():
             print(summary(record))
         if not stopped:
@@ -276,26 +279,26 @@ class JobMagics(Magics, Configurable):
             return stopped[args.job_ids[0]]
         return stopped
 
-    def _result(self, args: Any) -> Any:
+    def _result(self, args: argparse.Namespace) -> Any:
         try:
-            return ops.result(self.jobs, args.job_id, args.timeout, sys.stderr.write)
+            return actions.result(self.jobs, args.job_id, args.timeout, sys.stderr.write)
         except KeyboardInterrupt:
             print(f"[stopped waiting for {args.job_id}; the job keeps running]")
             return None
 
-    def _rerun(self, args: Any) -> JobRecord:
-        record = ops.rerun(self.jobs, args.job_id, args.env, args.without_env)
+    def _rerun(self, args: argparse.Namespace) -> JobRecord:
+        record = actions.rerun(self.jobs, args.job_id, args.env, args.without_env)
         print(summary(record))
         return record
 
-    def _rm(self, args: Any) -> None:
-        print(ops.removed_text(ops.remove_many(self.jobs, args.job_ids)))
+    def _rm(self, args: argparse.Namespace) -> None:
+        print(actions.removed_text(actions.remove_many(self.jobs, args.job_ids)))
 
-    def _clean(self, args: Any) -> None:
-        print(ops.clean(self.jobs, args.older_than, args.status))
+    def _clean(self, args: argparse.Namespace) -> None:
+        print(actions.clean(self.jobs, args.older_than, args.status))
 
-    def _watch(self, args: Any) -> JobDashboard:
-        ops.require_all(self.jobs, args.job_ids)
+    def _watch(self, args: argparse.Namespace) -> JobDashboard:
+        actions.require_all(self.jobs, args.job_ids)
         dashboard = JobDashboard(
             self.jobs,
             args.job_ids or None,
@@ -308,7 +311,7 @@ class JobMagics(Magics, Configurable):
         dashboard.mark_displayed()
         return dashboard
 
-    def _help(self, args: Any) -> None:
+    def _help(self, args: argparse.Namespace) -> None:
         if args.topic:
             parser = parsing.parser_for(args.topic)
             if parser is None:
@@ -343,21 +346,7 @@ class JobMagics(Magics, Configurable):
         """
         args = parse_argstring(self.job_cell, line)
         with user_errors("%%job"):
-            program = parsing.split_words(args.shell or self.default_shell, "%%job")
-            if not program:
-                raise UsageError("%%job: --shell is empty")
-            is_python = os.path.basename(program[0]).startswith("python")
-            if program[0] == "python":
-                program = [sys.executable, "-u", *program[1:]]
-            base = parsing.first_command(cell) if not is_python else "python"
-            job_id = args.job_id or self.jobs.new_job_id(base)
-            current = self.jobs.get_status(job_id)
-            if current is not None and current.is_active:
-                raise UsageError(f"%%job: job {job_id!r} is still {current.status} (pid {current.last_pid})")
-            envs = ops.parse_env(args.env)
-            script = self.jobs.script_path(job_id, ".py" if is_python else ".sh")
-            _write_file(script, cell)
-            record = self.jobs.run([*program, script], job_id, cwd=parsing.path(args.cwd), envs=envs or None)
+            record = run_cell(self.jobs, args, cell, self.default_shell)
         print(summary(record))
         return record
 
@@ -369,39 +358,13 @@ class JobMagics(Magics, Configurable):
         Sub-commands, a sub-command's options, statuses after ``--status``, and job ids: only active
         ones for ``stop``, only ended ones for ``rm`` and ``rerun``. None: not ours to complete.
         """
-        return parsing.complete(text_until_cursor, self.jobs.ids)
+        return completion.complete(text_until_cursor, self.jobs.ids)
 
     def matcher(self) -> Any:
         """An IPython completion matcher for ``%job`` lines that hides Python's completions there."""
-
-        @context_matcher(identifier=MATCHER_ID)
-        def job_matcher(context: Any) -> dict:
-            found = self.complete(context.text_until_cursor)
-            word = re.split(r"\s", context.text_until_cursor)[-1]
-            return {
-                "completions": [SimpleCompletion(text=c, type="nodejobs") for c in found or ()],
-                "suppress": found is not None,
-                "matched_fragment": word,
-                "ordered": True,
-            }
-
-        return job_matcher
-
-
-MATCHER_ID = "nodejobs_magics.job"
+        return completion.matcher(self.complete)
 
 
 def _write(text: str, newline: bool = True) -> None:
     sys.stdout.write(text + ("\n" if newline and text and not text.endswith("\n") else ""))
     sys.stdout.flush()
-
-
-def _write_file(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` by rename, so a running reader keeps the old file whole."""
-    temporary = f"{path}.{os.getpid()}.tmp"
-    try:
-        with open(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
-            f.write(text if text.endswith("\n") else text + "\n")
-        os.replace(temporary, path)
-    finally:
-        remove_if_exists(temporary)

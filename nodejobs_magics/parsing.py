@@ -1,5 +1,5 @@
-"""Parsing ``%job`` lines: the sub-command parsers (built from ``nodejobs.operations.COMMANDS``, the CLI's
-grammar too) and how ``%job run`` splits a command (``RUN_RULE``, also shown by ``%job help run``)."""
+"""Parsing ``%job`` lines: the sub-command parsers (built from ``nodejobs.faces.grammar.COMMANDS``, the
+CLI's grammar too) and how ``%job run`` splits a command (``RUN_RULE``, also shown by ``%job help run``)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import argparse
 import os
 import re
 import shlex
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from IPython.core.error import UsageError
 
-from nodejobs.faces import actions as ops
+from nodejobs.faces import grammar
 
 RUN_RULE = """\
 How the command is run: the words after the options are split like a shell splits them, quotes kept.
@@ -25,17 +25,16 @@ _SPECIAL = frozenset("|&;<>()$`*?[")
 _ENV_ASSIGNMENT = re.compile(r"\s*[A-Za-z_][A-Za-z0-9_]*=")
 _WORD = re.compile(r"""(?:[^\s'"\\]|\\.|'[^']*'|"(?:[^"\\]|\\.)*")+""", re.S)
 _SPACE = re.compile(r"\s*")
-_JOB_LINE = re.compile(r"^\s*(?:[A-Za-z_][\w.]*(?:\s*,\s*[A-Za-z_][\w.]*)*\s*=\s*)?%job\s(?P<rest>.*)$", re.S)
 _VALUE_OPTIONS = {
     c.name: frozenset(flag for o in c.options if o.takes_value for flag in o.flags)
-    for c in ops.COMMANDS if c.name in ("run", "sweep")
+    for c in grammar.COMMANDS if c.name in ("run", "sweep")
 }
 
 
 class SubcommandParser(argparse.ArgumentParser):
     """An argparse parser for one ``%job`` sub-command: errors are a one-line ``UsageError``."""
 
-    def __init__(self, command: ops.Command) -> None:
+    def __init__(self, command: grammar.Command) -> None:
         super().__init__(
             prog=f"%job {command.name}",
             description=command.summary + "".join(f" Alias: {a}." for a in command.aliases),
@@ -46,7 +45,7 @@ class SubcommandParser(argparse.ArgumentParser):
         )
         self.command = command
         self.add_argument("-h", "--help", action="store_true", help="show this help")
-        ops.add_options(self, command, ops.MAGIC)
+        grammar.add_options(self, command, grammar.MAGIC)
 
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UsageError(f"{self.prog}: {message} (see `%job help {self.command.name}`)")
@@ -55,19 +54,20 @@ class SubcommandParser(argparse.ArgumentParser):
         return self.parse_args(list(words))
 
 
-PARSERS = {command.name: SubcommandParser(command) for command in ops.commands(ops.MAGIC)}
-SUBCOMMANDS = tuple(ops.names(ops.MAGIC))
+PARSERS = {command.name: SubcommandParser(command) for command in grammar.commands(grammar.MAGIC)}
+SUBCOMMANDS = tuple(grammar.names(grammar.MAGIC))
 
 
 def parser_for(name: str) -> SubcommandParser | None:
     """The parser of sub-command ``name`` or of one of its aliases."""
-    command = ops.find_command(name, ops.MAGIC)
+    command = grammar.find_command(name, grammar.MAGIC)
     return PARSERS[command.name] if command is not None else None
 
 
 def overview() -> str:
     """One line per sub-command, for ``%job help`` and ``%job?``."""
-    return "Sub-commands:\n" + ops.overview(ops.MAGIC) + "\n\n`%job help SUBCOMMAND` shows its options."
+    listing = grammar.overview(grammar.MAGIC)
+    return f"Sub-commands:\n{listing}\n\n`%job help SUBCOMMAND` shows its options."
 
 
 def split_words(text: str, prog: str = "%job") -> list[str]:
@@ -144,49 +144,6 @@ def command_from_text(text: str) -> str | list[str]:
     if len(words) == 1 and (has_shell_syntax(words[0]) or any(c.isspace() for c in words[0])):
         return words[0]
     return words
-
-
-def complete(text_until_cursor: str, ids: Callable[[str, bool | None], list[str]]) -> list[str] | None:
-    """Completions of the word being typed on a ``%job`` line (also ``x = %job ...``), or None.
-
-    Sub-commands, a sub-command's options, statuses after ``--status``, and job ids from
-    ``ids(prefix, active)``: only active ones for ``stop``, only ended ones for ``rm`` and ``rerun``.
-    None: not ours to complete.
-    """
-    match = _JOB_LINE.match(text_until_cursor)
-    if match is None:
-        return None
-    words = match.group("rest").split()
-    if not match.group("rest")[-1:].strip():
-        words.append("")
-    current = words[-1]
-    if len(words) == 1:
-        return [n for n in SUBCOMMANDS if n.startswith(current)]
-    parser = parser_for(words[0])
-    if parser is None:
-        return []
-    command, previous = parser.command, words[-2]
-    if command.name == "help":
-        return [n for n in SUBCOMMANDS if n.startswith(current)] if len(words) == 2 else []
-    if previous == "--status":
-        return [s for s in ops.STATUS_CHOICES if s.startswith(current)]
-    if current.startswith("-"):
-        flags = ["-h", "--help", *(f for o in command.options_for(ops.MAGIC) for f in o.flags)]
-        return sorted(f for f in flags if f.startswith("-") and f.startswith(current))
-    options = {f: o for o in command.options_for(ops.MAGIC) for f in o.flags}
-    if command.name == "run" or (previous in options and options[previous].takes_value):
-        return None  # a command, a path or a value: IPython's own completions
-    if command.takes_ids:
-        return ids(current, command.ids)
-    return []
-
-
-def first_command(script: str) -> str:
-    """The first line of a shell script that is not blank or a comment (for a readable id)."""
-    for line in script.splitlines():
-        if line.strip() and not line.lstrip().startswith("#"):
-            return line.strip()
-    return "job"
 
 
 def path(text: str | None) -> str | None:

@@ -6,7 +6,7 @@ import pytest
 
 from conftest import pid_alive, wait_until
 from nodejobs_magics import JobDashboard
-from nodejobs_magics import logpane as logpane_module
+from nodejobs_magics.dashboard import logpane as logpane_module
 
 
 @pytest.fixture

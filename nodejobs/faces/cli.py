@@ -1,6 +1,6 @@
 """The ``nodejobs`` command: the Jobs API from a shell, on the same database as Python and Jupyter.
 
-Its grammar is ``nodejobs.operations.COMMANDS``, the one the ``%job`` magics speak too.
+Its grammar is ``nodejobs.faces.grammar.COMMANDS``, the one the ``%job`` magics speak too.
 """
 
 from __future__ import annotations
@@ -16,11 +16,15 @@ from datetime import datetime, timezone
 from typing import NoReturn
 
 from nodejobs import __version__
-from nodejobs.errors import JobNotFoundError, NodeJobsError
-from nodejobs.faces import actions as ops
+from nodejobs.errors import BadUsage, JobNotFoundError, NodeJobsError
+from nodejobs.faces import actions
+from nodejobs.faces.arguments import log_stream, parse_env, queue_options
+from nodejobs.faces.grammar import CLI, add_options, commands, find_command, normalise
+from nodejobs.faces.waiting import FAILED, OK, TIMED_OUT, USAGE, exit_status, wait_many
 from nodejobs.jobs import Jobs, default_db_path
 from nodejobs.model.frames import queue_positions
 from nodejobs.model.records import JobRecord, JobStatus
+from nodejobs.report.wording import failure_tail, summary
 
 HINT = "nodejobs ls lists them"
 BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a coreutils program whose reader went away
@@ -41,7 +45,7 @@ class _Parser(argparse.ArgumentParser):
     """An argument parser whose usage errors are one line, like every other error."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(ops.USAGE, f"{self.prog}: error: {message} (see {self.prog} -h)\n")
+        self.exit(USAGE, f"{self.prog}: error: {message} (see {self.prog} -h)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,12 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--backend", default=os.environ.get("NODEJOBS_BACKEND", "local"), metavar="NAME",
                         help="where jobs run: local or slurm (default: $NODEJOBS_BACKEND, else local)")
     sub = parser.add_subparsers(dest="action", required=True, metavar="COMMAND")
-    for command in ops.commands(ops.CLI):
+    for command in commands(CLI):
         one = sub.add_parser(
             command.name, aliases=command.aliases, help=command.summary.replace("%", "%%"),
             description=command.summary
         )
-        ops.add_options(one, command, ops.CLI)
+        add_options(one, command, CLI)
     return parser
 
 
@@ -81,12 +85,12 @@ def _table(records: Sequence[JobRecord]) -> str:
     or in a group other than the default one."""
     queue_view = any(r.status == JobStatus.c_queued or (r.group or "default") != "default" for r in records)
     places = queue_positions(records)
-    header = ("ID", "STATUS", "EXIT", "PID", "STARTED (UTC)", "SECONDS", "COMMAND")
+    header: tuple[str, ...] = ("ID", "STATUS", "EXIT", "PID", "STARTED (UTC)", "SECONDS", "COMMAND")
     if queue_view:
         header = (*header[:-1], "GROUP", "POS", "REASON", "COMMAND")
     rows = [header]
     for r in records:
-        row = (
+        row: tuple[str, ...] = (
             r.self_id,
             r.status or "-",
             "-" if r.exit_code is None else str(r.exit_code),
@@ -108,50 +112,51 @@ def _table(records: Sequence[JobRecord]) -> str:
 def _failure_tail(jobs: Jobs, record: JobRecord) -> None:
     """The last lines of a failed job's stderr, on stderr, after what stdout already shows."""
     sys.stdout.flush()
-    sys.stderr.write(ops.failure_tail(jobs, record))
+    sys.stderr.write(failure_tail(jobs, record))
 
 
 def _run(jobs: Jobs, args: argparse.Namespace) -> int:
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
-        raise ops.BadUsage("run needs a command: nodejobs run -- COMMAND [ARG...]")
-    envs = ops.parse_env(args.env)
-    options = ops.queue_options(args)
+        raise BadUsage("run needs a command: nodejobs run -- COMMAND [ARG...]")
+    envs = parse_env(args.env)
+    options = queue_options(args)
     command = command[0] if len(command) == 1 else command
     record = jobs.run(
         command, args.job_id, args.cwd, envs or None, keep_leftovers=args.keep_leftovers, **options
     )
-    print(ops.summary(record))
-    return ops.FAILED if record.status == JobStatus.c_failed_start else ops.OK
+    print(summary(record))
+    return FAILED if record.status == JobStatus.c_failed_start else OK
 
 
 def _sweep(jobs: Jobs, args: argparse.Namespace) -> int:
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
-    for record in ops.sweep(jobs, args, command[0] if len(command) == 1 else shlex.join(command)).values():
-        print(ops.summary(record))
-    return ops.OK
+    template = command[0] if len(command) == 1 else shlex.join(command)
+    for record in actions.sweep(jobs, args, template).values():
+        print(summary(record))
+    return OK
 
 
 def _limit(jobs: Jobs, args: argparse.Namespace) -> int:
-    limits = ops.set_limits(jobs, args.group, args.n)
+    limits = actions.set_limits(jobs, args.group, args.n)
     for group, n in sorted(limits.items()):
         print(f"{group}: {n}")
     if not limits:
         print("no limited groups (every group is unlimited)")
-    return ops.OK
+    return OK
 
 
 def _ls(jobs: Jobs, args: argparse.Namespace) -> int:
-    records = list(ops.select(jobs, args.status, args.limit, args.since, args.tag).values())
+    records = list(actions.select(jobs, args.status, args.limit, args.since, args.tag).values())
     if args.json:
         print(json.dumps({r.self_id: _jsonable(r) for r in records}, indent=1))
     else:
         print(_table(records))
-        note = ops.listing_note(jobs, len(records), args.limit, args.status, args.since)
+        note = actions.listing_note(jobs, len(records), args.limit, args.status, args.since)
         if note:
             sys.stdout.flush()
             print(note, file=sys.stderr)
-    return ops.OK
+    return OK
 
 
 def _top(jobs: Jobs, args: argparse.Namespace) -> int:
@@ -160,52 +165,52 @@ def _top(jobs: Jobs, args: argparse.Namespace) -> int:
         print(json.dumps({i: vars(u) for i, u in used.items()}, indent=1))
     else:
         print(used.table() if used else "no running jobs")
-    return ops.OK
+    return OK
 
 
 def _status(jobs: Jobs, args: argparse.Namespace) -> int:
-    record = ops.require(jobs, args.job_id)
-    print(json.dumps(_jsonable(record), indent=1) if args.json else ops.summary(record))
-    return ops.OK
+    record = actions.require(jobs, args.job_id)
+    print(json.dumps(_jsonable(record), indent=1) if args.json else summary(record))
+    return OK
 
 
 def _logs(jobs: Jobs, args: argparse.Namespace) -> int:
-    stream = ops.stream(args.err)
-    ops.require(jobs, args.job_id)
+    stream = log_stream(args.err)
+    actions.require(jobs, args.job_id)
     if not args.follow:
         if args.lines is not None:
             sys.stdout.write(jobs.tail(args.job_id, args.lines, stream))
         else:
             sys.stdout.write(jobs.job_logs(args.job_id)[1 if args.err else 0])
-        return ops.OK
+        return OK
     if args.lines is not None:
         sys.stdout.write(jobs.tail(args.job_id, args.lines, stream))
     for text in jobs.follow(args.job_id, stream, from_start=args.lines is None and not args.new):
         sys.stdout.write(text)
         sys.stdout.flush()
-    record = ops.require(jobs, args.job_id)
+    record = actions.require(jobs, args.job_id)
     if record.status != JobStatus.c_finished:
         sys.stdout.flush()
-        print(ops.summary(record), file=sys.stderr)
+        print(summary(record), file=sys.stderr)
         if not args.err:  # stderr's tail, unless that is what was just followed
             _failure_tail(jobs, record)
-    return ops.exit_status(record)
+    return exit_status(record)
 
 
 def _stop(jobs: Jobs, args: argparse.Namespace) -> int:
-    stopped = ops.stop_many(jobs, args.job_ids, args.all, args.grace)
+    stopped = actions.stop_many(jobs, args.job_ids, args.all, args.grace)
     for record in stopped.values():
-        print(ops.summary(record))
+        print(summary(record))
     if not stopped:
         print("no active jobs")
-    return ops.FAILED if any(r.status == JobStatus.c_failed_stop for r in stopped.values()) else ops.OK
+    return FAILED if any(r.status == JobStatus.c_failed_stop for r in stopped.values()) else OK
 
 
 def _wait(jobs: Jobs, args: argparse.Namespace) -> int:
-    waited = ops.wait_many(jobs, args.job_ids, args.timeout, args.any)
+    waited = wait_many(jobs, args.job_ids, args.timeout, args.any)
     shown = waited.ended()[:1] if args.any else waited.ended()
     for record in shown:
-        print(ops.summary(record))
+        print(summary(record))
     for record in shown:
         _failure_tail(jobs, record)
     late = waited.first_active()
@@ -216,42 +221,42 @@ def _wait(jobs: Jobs, args: argparse.Namespace) -> int:
 
 
 def _rm(jobs: Jobs, args: argparse.Namespace) -> int:
-    print(ops.removed_text(ops.remove_many(jobs, args.job_ids)))
-    return ops.OK
+    print(actions.removed_text(actions.remove_many(jobs, args.job_ids)))
+    return OK
 
 
 def _rerun(jobs: Jobs, args: argparse.Namespace) -> int:
-    record = ops.rerun(jobs, args.job_id, args.env, args.without_env)
-    print(ops.summary(record))
-    return ops.FAILED if record.status == JobStatus.c_failed_start else ops.OK
+    record = actions.rerun(jobs, args.job_id, args.env, args.without_env)
+    print(summary(record))
+    return FAILED if record.status == JobStatus.c_failed_start else OK
 
 
 def _result(jobs: Jobs, args: argparse.Namespace) -> int:
     try:
-        value = ops.result(jobs, args.job_id, args.timeout, sys.stderr.write)
+        value = actions.result(jobs, args.job_id, args.timeout, sys.stderr.write)
     except TimeoutError as exc:
         print(f"nodejobs: error: {exc}", file=sys.stderr)
-        return ops.TIMED_OUT
+        return TIMED_OUT
     print(repr(value))
-    return ops.OK
+    return OK
 
 
 def _clean(jobs: Jobs, args: argparse.Namespace) -> int:
-    print(ops.clean(jobs, args.older_than, args.status))
-    return ops.OK
+    print(actions.clean(jobs, args.older_than, args.status))
+    return OK
 
 
-_ACTIONS = {
+_COMMANDS = {
     "run": _run, "sweep": _sweep, "limit": _limit, "ls": _ls, "top": _top, "status": _status, "logs": _logs,
     "stop": _stop, "wait": _wait, "result": _result, "rerun": _rerun, "rm": _rm, "clean": _clean,
 }  # fmt: skip
 
 
-def dispatch(jobs: Jobs, args: argparse.Namespace) -> int:
+def execute(jobs: Jobs, args: argparse.Namespace) -> int:
     """Carry out one parsed command; return the exit status."""
-    command = ops.find_command(args.action, ops.CLI)
+    command = find_command(args.action, CLI)
     assert command is not None, args.action
-    return _ACTIONS[command.name](jobs, ops.normalise(args, args.action))
+    return _COMMANDS[command.name](jobs, normalise(args, args.action))
 
 
 def _open(args: argparse.Namespace) -> Jobs:
@@ -260,7 +265,7 @@ def _open(args: argparse.Namespace) -> Jobs:
     except ValueError as exc:
         if isinstance(exc, NodeJobsError):
             raise
-        raise ops.BadUsage(str(exc)) from None
+        raise BadUsage(str(exc)) from None
 
 
 def _quiet_stdout() -> None:
@@ -269,9 +274,9 @@ def _quiet_stdout() -> None:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
-def _error(exc: BaseException) -> int:
-    print(f"nodejobs: error: {ops.with_hint(exc, HINT)}", file=sys.stderr)
-    return ops.USAGE if isinstance(exc, (ops.BadUsage, JobNotFoundError)) else ops.FAILED
+def _error(exc: Exception) -> int:
+    print(f"nodejobs: error: {actions.with_hint(exc, HINT)}", file=sys.stderr)
+    return USAGE if isinstance(exc, (BadUsage, JobNotFoundError)) else FAILED
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -283,7 +288,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _error(exc)
     try:
         with jobs:
-            code = dispatch(jobs, args)
+            code = execute(jobs, args)
             sys.stdout.flush()  # inside the try: a reader that went away is noticed here
             return code
     except BrokenPipeError:

@@ -1,16 +1,14 @@
 """The grammar both faces (the ``nodejobs`` CLI and the ``%job`` magics) speak: the sub-command table
-(``COMMANDS``) that builds their argparse parsers, and the parsing of option values."""
+(``COMMANDS``) that builds their argparse parsers, and the argparse types of its option values."""
 
 from __future__ import annotations
 
 import argparse
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from nodejobs.engine.preflight import check_env_name
-from nodejobs.errors import BadUsage
 from nodejobs.model.states import FINAL_STATUSES, STATUSES
 from nodejobs.store.query import parse_age, parse_when
 
@@ -62,28 +60,6 @@ def age(text: str) -> str:
 def moment(text: str) -> str:
     """An argparse type: an ISO date or an age (that long ago); checked, kept as text."""
     return _checked(parse_when, text)
-
-
-def parse_env(pairs: Sequence[str]) -> dict[str, str]:
-    """``["K=V", ...]`` as a dict; names follow ``check_env_name``. Anything else is ``BadUsage``."""
-    envs = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        try:
-            if not sep:
-                raise ValueError
-            check_env_name(key)
-        except ValueError:
-            raise BadUsage(
-                f"-e wants NAME=VALUE, NAME of letters, digits and _ not starting with a digit; not {pair!r}"
-            ) from None
-        envs[key] = value
-    return envs
-
-
-def stream(err: bool) -> str:
-    """The log stream an ``--err`` flag chooses: ``"err"`` or ``"out"``."""
-    return "err" if err else "out"
 
 
 # -- the sub-commands ----------------------------------------------------------------------------

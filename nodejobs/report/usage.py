@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from nodejobs.backends.base import Usage
-from nodejobs.faces.actions import format_duration
 from nodejobs.model.records import JobRecord
+from nodejobs.report.wording import format_duration
 
 __all__ = ["TOP_COLUMNS", "JobUsage", "JobUsageDict", "format_bytes"]
 

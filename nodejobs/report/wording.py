@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Protocol
 
 from nodejobs.errors import NodeJobsError
 from nodejobs.model.records import JobRecord, JobStatus
 
 FAILED_TAIL_LINES = 10
 _FAILED = (JobStatus.c_failed, JobStatus.c_failed_start, JobStatus.c_timed_out)
+
+
+class Tails(Protocol):
+    """What ``failure_tail`` reads a log with (``Jobs`` is one; this layer sits below it)."""
+
+    def tail(self, job_id: str, n: int = 10, stream: str = "out") -> str: ...
 
 
 def format_duration(seconds: float | None) -> str:
@@ -43,7 +49,7 @@ def summary(record: JobRecord) -> str:
     return text
 
 
-def failure_tail(jobs: Any, record: JobRecord, lines: int = FAILED_TAIL_LINES) -> str:
+def failure_tail(jobs: Tails, record: JobRecord, lines: int = FAILED_TAIL_LINES) -> str:
     """For a failed job, the last lines of its stderr under a title line; else ``""``."""
     if record.status not in _FAILED:
         return ""

@@ -8,8 +8,9 @@ import os
 import ipywidgets as widgets
 
 from nodejobs import JobNotFoundError, JobRecord, Jobs
+from nodejobs.report.wording import summary
 from nodejobs.store import files as logs
-from nodejobs_magics.display import set_value, summary
+from nodejobs_magics.display import set_value
 
 
 class LogPane:
