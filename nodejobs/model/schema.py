@@ -13,7 +13,7 @@ also as ``Point.f_x``); on an instance, ``p.x`` is the value (``None`` when unse
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from nodejobs.errors import UnknownFieldError
 
@@ -105,6 +105,9 @@ def _normalise(spec: Any) -> tuple[Any, Any]:
     return spec, _MISSING
 
 
+_Data = TypeVar("_Data", bound="BaseData")
+
+
 class BaseData(dict):
     """A dict whose keys and value types follow the class schema.
 
@@ -161,7 +164,7 @@ class BaseData(dict):
             raise ValueError(f"{type(self).__name__}: missing required field(s): {', '.join(missing)}")
 
     @classmethod
-    def trusted(cls, data: dict) -> BaseData:
+    def trusted(cls: type[_Data], data: dict) -> _Data:
         """Wrap data already validated (e.g. read back from the database) without checking it again."""
         obj = cls.__new__(cls)
         dict.update(obj, data)
@@ -177,22 +180,22 @@ class BaseData(dict):
             return
         super().__setitem__(key, _check_type(type(self).__name__, key, expected, value))
 
-    def update(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+    def update(self, *args: Any, **kwargs: Any) -> None:
         for key, value in dict(*args, **kwargs).items():
             self[key] = value
 
-    def setdefault(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+    def setdefault(self, key: str, default: Any = None) -> Any:
         if key not in self:
             self[key] = default
         return self[key]
 
-    def clean(self) -> BaseData:
+    def clean(self: _Data) -> _Data:
         """Drop keys the schema does not know; return self."""
         for key in [k for k in self if k not in self._types]:
             del self[key]
         return self
 
-    def with_defaults(self) -> BaseData:
+    def with_defaults(self: _Data) -> _Data:
         """Return a copy with every optional field's default filled in where unset."""
         out = type(self).trusted(dict(self))
         for key, spec in self._optional.items():
