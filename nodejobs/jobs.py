@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import math
 import os
 import re
@@ -17,12 +17,12 @@ from nodejobs.backends.base import Backend
 from nodejobs.engine.lifecycle import Lifecycle
 from nodejobs.errors import JobExistsError, JobNotFoundError, JobStillRunningError, MissingEnvError
 from nodejobs.functions.api import FunctionCall, FunctionJobs
-from nodejobs.model import options as submission
+from nodejobs.model.options import DEFAULT_GROUP, check_after, check_group, check_limit, check_tags
 from nodejobs.model.records import JobFilter, JobRecord, JobRecordDict, validate_job_id
 from nodejobs.model.resources import check_resources
-from nodejobs.model.resources import dumps as dump_resources
 from nodejobs.model.resources import loads as load_resources
 from nodejobs.model.states import ACTIVE_STATUSES
+from nodejobs.model.submission import Submission
 from nodejobs.processes import Processes
 from nodejobs.queue import handoff
 from nodejobs.queue.dispatcher import Queue
@@ -114,7 +114,7 @@ class Jobs(FunctionJobs):
         envs: dict[str, str] | None = None,
         *,
         keep_leftovers: bool = False,
-        group: str = submission.DEFAULT_GROUP,
+        group: str = DEFAULT_GROUP,
         after: str | Sequence[str] | None = None,
         at: datetime | float | str | None = None,
         timeout: float | None = None,
@@ -139,65 +139,55 @@ class Jobs(FunctionJobs):
         ``partition``, ``slurm_opts`` (more sbatch options), over the defaults given to ``Jobs``. On
         Slurm, ``after`` and ``at`` become Slurm's own dependency and start time where they can.
         """
-        queued, options = self._plan(
-            dict(group=group, after=after, at=at, timeout=timeout, tags=tags, call=call, envs=envs, cwd=cwd,
-                 keep_leftovers=keep_leftovers), resources,
+        submission = self._submission(
+            group=group, at=at, timeout=timeout, tags=tags, after=after, resources=resources, envs=envs,
+            cwd=cwd, keep_leftovers=keep_leftovers, call=call.path if call else None,
+            label=call.label if call else None,
         )  # fmt: skip
+        queued, submission = self._plan(submission)
         if job_id is not None:
-            return self._submit(command, job_id, queued, True, options)
+            return self._submit(command, job_id, queued, True, submission)
         while True:
             job_id = self.new_job_id(call.name if call else command)
             try:
-                return self._submit(command, job_id, queued, False, options)
+                return self._submit(command, job_id, queued, False, submission)
             except JobExistsError:
                 continue  # another process took that name between choosing and claiming it
 
-    def _plan(self, given: dict[str, Any], resources: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
-        """Whether a submission with the options of ``run`` waits in nodejobs' queue, and the options
-        of ``Lifecycle.prepare`` that start it (checked: ``ValueError`` names a bad one)."""
-        call = given["call"]
-        fields = {
-            "group": submission.check_group(given["group"]), "start_at": submission.start_time(given["at"]),
-            "timeout": submission.check_timeout(given["timeout"]),
-            "tags": submission.check_tags(given["tags"]),
-            **(call.fields() if call else {}),
-        }  # fmt: skip
-        deps = submission.check_after(given["after"])
-        if deps:
-            fields["after"] = json.dumps(deps)
+    def _submission(self, resources: dict[str, Any], **options: Any) -> Submission:
+        """The checked submission of the options of ``run`` (``ValueError`` names a bad one), its
+        resources over this ``Jobs``' defaults where the backend takes resources."""
+        submission = Submission.make(backend=self.backend, resources=resources, **options)
         backend = self.backends(self.backend)
-        fields["resources"] = self._resources(backend, resources)
-        limited = given["group"] in self.jobdb.limits()
-        queued, launch_options = handoff.plan(
-            self.jobdb, self.lifecycle, backend, deps, fields["start_at"], limited
-        )
-        options = dict(envs=given["envs"], cwd=given["cwd"], backend=self.backend,
-                       keep_leftovers=given["keep_leftovers"], **fields)  # fmt: skip
-        if not queued:
-            options["launch_options"] = launch_options
-        return queued, options
+        if submission.resources and not backend.capabilities.resources:
+            names = ", ".join(submission.resources)
+            raise ValueError(f"{names}: the {backend.name} backend takes no resources (slurm does)")
+        merged = {**self.resources, **submission.resources} if backend.capabilities.resources else {}
+        return dataclasses.replace(submission, resources=merged)
 
-    def _submit(self, command: Any, job_id: str, queued: bool, replace: bool, options: dict) -> JobRecord:
+    def _plan(self, submission: Submission) -> tuple[bool, Submission]:
+        """Whether ``submission`` waits in nodejobs' queue; if not, with what its backend takes over."""
+        backend = self.backends(self.backend)
+        limited = submission.group in self.jobdb.limits()
+        deps = list(submission.after)
+        queued, taken = handoff.plan(self.jobdb, self.lifecycle, backend, deps, submission.start_at, limited)
+        return queued, submission if queued else dataclasses.replace(submission, backend_options=taken)
+
+    def _submit(
+        self, command: Any, job_id: str, queued: bool, replace: bool, submission: Submission
+    ) -> JobRecord:
         if not queued:
-            record = self.lifecycle.run(command, job_id, replace=replace, **options)
+            record = self.lifecycle.run(command, job_id, submission, replace=replace)
             self._dispatch()
             return record
-        record, launch = self.lifecycle.prepare(command, job_id, **options)
+        record, launch = self.lifecycle.prepare(command, job_id, submission)
         return self.queue.submit(record, launch, replace)
-
-    def _resources(self, backend: Backend, given: dict[str, Any]) -> str | None:
-        """The resources of a job as stored: ``given`` over this ``Jobs``' defaults, checked."""
-        checked = check_resources(given)
-        if checked and not backend.capabilities.resources:
-            names = ", ".join(checked)
-            raise ValueError(f"{names}: the {backend.name} backend takes no resources (slurm does)")
-        return dump_resources({**self.resources, **checked}) if backend.capabilities.resources else None
 
     def set_limit(self, group: str, n: int | None) -> None:
         """Let at most ``n`` jobs of ``group`` run at once (None: unlimited, every group's default).
         Stored in the database; groups need no creating. Each job of a limited group gets its slot
         (0..n-1, unique among the group's running jobs) as ``NODEJOBS_SLOT``."""
-        self.jobdb.set_limit(submission.check_group(group), submission.check_limit(n))
+        self.jobdb.set_limit(check_group(group), check_limit(n))
         self._dispatch()
 
     def limits(self) -> dict[str, int]:
@@ -224,11 +214,11 @@ class Jobs(FunctionJobs):
         Every command and id is checked before any job is submitted."""
         params = [dict(p) for p in params]
         base = prefix or readable_base(template)
-        group = submission.check_group(group or base)
+        group = check_group(group or base)
         planned = []
         for p in params:
             for key in p:
-                submission.check_tags({key: p[key]})
+                check_tags({key: p[key]})
             try:
                 command = template.format(**{k: shlex.quote(str(v)) for k, v in p.items()})
             except (KeyError, IndexError, ValueError) as exc:
@@ -239,20 +229,22 @@ class Jobs(FunctionJobs):
             raise ValueError("map: two parameter sets give the same job id; give distinct params")
         for job_id in ids:
             validate_job_id(job_id)
-        submission.check_after(after)
+        check_after(after)
         if limit is not None:
             self.set_limit(group, limit)
         out = JobRecordDict()
         together = []  # started at once where the backend can (Slurm: one array)
         arrays = self.backends(self.backend).capabilities.arrays
         for job_id, command, p in planned:
-            given = dict(group=group, after=after, at=None, timeout=timeout, tags=p or None, call=None,
-                         envs=envs, cwd=cwd, keep_leftovers=False)  # fmt: skip
-            queued, options = self._plan(given, resources)
+            submission = self._submission(
+                group=group, after=after, timeout=timeout, tags=p or None, envs=envs, cwd=cwd,
+                resources=resources,
+            )  # fmt: skip
+            queued, submission = self._plan(submission)
             if arrays and not queued:
-                together.append((command, job_id, options))
+                together.append((command, job_id, submission))
             else:
-                out[job_id] = self._submit(command, job_id, queued, True, options)
+                out[job_id] = self._submit(command, job_id, queued, True, submission)
         for record in self.lifecycle.run_many(together) if together else []:
             out[record.self_id] = record
         return JobRecordDict({job_id: out[job_id] for job_id, _, _ in planned})
@@ -397,7 +389,7 @@ class Jobs(FunctionJobs):
         command = record.command if record.shell else shlex.split(record.command or "")
         return self.run(
             call.command if call else command, job_id, cwd=record.cwd, envs=envs,
-            group=record.group or submission.DEFAULT_GROUP, timeout=record.timeout,
+            group=record.group or DEFAULT_GROUP, timeout=record.timeout,
             tags=record.tag_values or None, call=call, **load_resources(record.resources),
         )  # fmt: skip
 

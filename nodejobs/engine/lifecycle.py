@@ -24,6 +24,7 @@ from nodejobs.engine.context import (
     now,
 )
 from nodejobs.model.records import JobRecord
+from nodejobs.model.submission import Submission
 
 __all__ = [
     "LAUNCHER_LOST_REASON",
@@ -43,20 +44,21 @@ class Lifecycle(EngineContext):
     # -- starting ----------------------------------------------------------------------------------
 
     def run(
-        self, command: str | Sequence[str], job_id: str, *, replace: bool = True, **options: Any
+        self, command: str | Sequence[str], job_id: str, submission: Submission, *, replace: bool = True
     ) -> JobRecord:
-        """Start ``command`` (a list runs directly, a string through ``/bin/sh -c``) as ``job_id``;
-        ``options`` are those of ``prepare``."""
-        record, launch = self.prepare(command, job_id, **options)
+        """Start ``command`` (a list runs directly, a string through ``/bin/sh -c``) as ``job_id``."""
+        record, launch = self.prepare(command, job_id, submission)
         return self.start(record, launch, replace)
 
-    def prepare(self, command: str | Sequence[str], job_id: str, **options: Any) -> tuple[JobRecord, Launch]:
-        """The ``starting`` record and the launch of a new run (``start.prepare``; nothing written)."""
-        return start.prepare(self, command, job_id, **options)
+    def prepare(
+        self, command: str | Sequence[str], job_id: str, submission: Submission
+    ) -> tuple[JobRecord, Launch]:
+        """The ``starting`` record and the launch of a new run (checked, nothing written)."""
+        return start.prepare(self, command, job_id, submission)
 
     def new_record(self, job_id: str, backend: str, **fields: Any) -> JobRecord:
         """A ``starting`` record of a new run of ``job_id``, made by this process."""
-        return start.new_record(job_id, backend, **fields)
+        return start.new_record(job_id, backend=backend, **fields)
 
     def start(self, record: JobRecord, launch: Launch, replace: bool = True) -> JobRecord:
         """Claim ``record`` (a ``starting`` record) and start its run; return the record as it is then.
@@ -68,10 +70,10 @@ class Lifecycle(EngineContext):
         ``settle``: wait up to the startup window for an immediate failure (the queue does not)."""
         return start.start_many(self, [(record, launch)], settle)[0]
 
-    def run_many(self, items: Sequence[tuple[str | Sequence[str], str, dict[str, Any]]]) -> list[JobRecord]:
-        """``run`` of many ``(command, job_id, options)`` at once (``start_many``); all are checked
+    def run_many(self, items: Sequence[tuple[str | Sequence[str], str, Submission]]) -> list[JobRecord]:
+        """``run`` of many ``(command, job_id, submission)`` at once (``start_many``); all are checked
         before any is claimed. Raises ``JobExistsError`` if a live job holds one of the ids."""
-        prepared = [self.prepare(command, job_id, **options) for command, job_id, options in items]
+        prepared = [self.prepare(command, job_id, submission) for command, job_id, submission in items]
         return start.start_all(self, prepared)
 
     def start_many(self, pairs: Sequence[tuple[JobRecord, Launch]], settle: bool = False) -> list[JobRecord]:

@@ -21,6 +21,7 @@ from nodejobs.errors import BackendError
 from nodejobs.model import resources
 from nodejobs.model.records import JobRecord, validate_job_id
 from nodejobs.model.states import JobStatus
+from nodejobs.model.submission import Submission
 from nodejobs.store.files import remove_if_exists
 
 log = logging.getLogger(__name__)
@@ -29,48 +30,35 @@ S = JobStatus
 
 
 def prepare(
-    ctx: EngineContext,
-    command: str | Sequence[str],
-    job_id: str,
-    *,
-    envs: dict[str, str] | None = None,
-    cwd: str | None = None,
-    logdir: str | None = None,
-    logfile: str | None = None,
-    backend: str = "local",
-    keep_leftovers: bool = False,
-    launch_options: dict[str, Any] | None = None,
-    label: str | None = None,
-    **fields: Any,
+    ctx: EngineContext, command: str | Sequence[str], job_id: str, submission: Submission
 ) -> tuple[JobRecord, Launch]:
-    """The ``starting`` record and the launch of a new run of ``command`` as ``job_id`` (checked,
-    nothing written); ``launch_options`` go to the backend with the record's resources; ``fields``
-    are more record fields (group, tags, timeout, resources, ...). The record shows ``label`` as
-    its command, if given (a function job: ``train(...)``)."""
+    """The ``starting`` record and the launch of a new run of ``command`` as ``job_id`` with
+    ``submission`` (checked, nothing written). The record shows the submission's ``label`` as its
+    command, if given (a function job: ``train(...)``)."""
     validate_job_id(job_id)
     shell = isinstance(command, str)
     argv = ["/bin/sh", "-c", command] if shell else [os.fspath(a) for a in command]  # type: ignore[union-attr]
     if not argv or not argv[-1 if shell else 0]:
         raise ValueError("empty command")
-    cwd = os.path.abspath(os.path.expanduser(cwd)) if cwd else os.getcwd()
-    envs = {str(k): str(v) for k, v in (envs or {}).items()}
+    cwd = submission.cwd or os.getcwd()
+    envs = dict(submission.envs)
     check_arguments(argv, envs, cwd)
     env = {"PYTHONUNBUFFERED": "1", **os.environ, **envs, "NODEJOBS_JOB_ID": job_id}
     env.pop(RUN_MARK, None)  # the run's own mark is given to its program by the backend
+    options = dict(submission.backend_options) if submission.backend_options is not None else None
     record = new_record(
-        job_id, backend, command=label or (command if shell else shlex.join(argv)), shell=shell, cwd=cwd,
-        logdir=os.path.abspath(logdir) if logdir else ctx.job_db.logdir,
-        logfile=validate_job_id(logfile) if logfile else job_id, env_keys=",".join(sorted(envs)) or None,
-        **fields,
+        job_id, command=submission.label or (command if shell else shlex.join(argv)), shell=shell, cwd=cwd,
+        logdir=submission.logdir or ctx.job_db.logdir, logfile=submission.logfile or job_id,
+        **submission.record_fields(),
     )  # fmt: skip
-    return record, Launch(argv, env, keep_leftovers, launch_options)
+    return record, Launch(argv, env, submission.keep_leftovers, options)
 
 
-def new_record(job_id: str, backend: str, **fields: Any) -> JobRecord:
+def new_record(job_id: str, **fields: Any) -> JobRecord:
     """A ``starting`` record of a new run of ``job_id``, made by this process."""
     started = now()
     return JobRecord(
-        self_id=job_id, status=S.c_starting, backend=backend, run_id=uuid.uuid4().hex, dirname=job_id,
+        self_id=job_id, status=S.c_starting, run_id=uuid.uuid4().hex, dirname=job_id,
         started_at=started, submitted_at=started, **host.launcher_fields(), **fields,
     )  # fmt: skip
 

@@ -47,10 +47,6 @@ class FunctionCall:
         """The job's program: this interpreter running ``nodejobs.functions`` on the call file."""
         return [sys.executable, "-m", "nodejobs.functions", self.path]
 
-    def fields(self) -> dict[str, Any]:
-        """What ``run`` passes on: the record's ``call`` and the command it shows."""
-        return {"call": self.path, "label": self.label}
-
 
 def function_label(fn: Any) -> str:
     """How listings show a call of ``fn``: ``train(...)``, ``mymod.train(...)``."""
