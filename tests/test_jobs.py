@@ -15,7 +15,7 @@ from nodejobs import (
     UnknownFieldError,
     default_db_path,
 )
-from nodejobs.jobs import readable_base
+from nodejobs.model.ids import readable_base
 
 ENDED = {"finished", "failed", "stopped"}
 
