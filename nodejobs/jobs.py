@@ -13,16 +13,16 @@ from nodejobs.backends import Backends, check_backend_name
 from nodejobs.backends.base import Backend
 from nodejobs.engine import waiting
 from nodejobs.engine.lifecycle import Lifecycle
-from nodejobs.errors import JobExistsError, JobNotFoundError, JobStillRunningError, MissingEnvError
+from nodejobs.errors import JobExistsError, JobNotFoundError, JobStillRunningError
 from nodejobs.functions.api import FunctionCall, FunctionJobs
 from nodejobs.functions.executor import JobExecutor
-from nodejobs.model.ids import readable_base, sweep
+from nodejobs.model.ids import numbered, readable_base, sweep
 from nodejobs.model.options import DEFAULT_GROUP, check_after, check_group, check_limit
 from nodejobs.model.records import JobFilter, JobRecord, JobRecordDict
 from nodejobs.model.resources import check_resources
 from nodejobs.model.resources import loads as load_resources
 from nodejobs.model.states import ACTIVE_STATUSES
-from nodejobs.model.submission import Submission
+from nodejobs.model.submission import Submission, check_envs_again
 from nodejobs.processes import Processes
 from nodejobs.queue import handoff
 from nodejobs.queue.dispatcher import Queue
@@ -125,12 +125,7 @@ class Jobs:
         """The checked submission of the options of ``run`` (``ValueError`` names a bad one), its
         resources over this ``Jobs``' defaults where the backend takes resources."""
         submission = Submission.make(backend=self.backend, resources=resources, **options)
-        backend = self.backends(self.backend)
-        if submission.resources and not backend.capabilities.resources:
-            names = ", ".join(submission.resources)
-            raise ValueError(f"{names}: the {backend.name} backend takes no resources (slurm does)")
-        merged = {**self.resources, **submission.resources} if backend.capabilities.resources else {}
-        return dataclasses.replace(submission, resources=merged)
+        return submission.with_defaults(self.resources, self.backends(self.backend).capabilities.resources)
 
     def _plan(self, submission: Submission) -> tuple[bool, Submission]:
         """Whether ``submission`` waits in nodejobs' queue; if not, with what its backend takes over."""
@@ -283,13 +278,8 @@ class Jobs:
         record = self.require(job_id)
         if record.is_active:
             raise JobStillRunningError(f"job {job_id!r} is still {record.status}; stop it first")
-        needed = [k for k in (record.env_keys or "").split(",") if k]
-        missing = [k for k in needed if k not in (envs or {})]
-        if missing and not without_env:
-            raise MissingEnvError(
-                f"job {job_id!r} ran with environment values that are not stored: {', '.join(missing)}; "
-                "give them again or rerun without them"
-            )
+        if not without_env:
+            check_envs_again(record, envs)
         call = self.call_of(record)  # a function job runs its pickled call again
         command = record.command if record.shell else shlex.split(record.command or "")
         return self.run(
@@ -407,11 +397,7 @@ class Jobs:
     def new_job_id(self, command: str | Sequence[str]) -> str:
         """A readable id not used yet, e.g. ``train-3``."""
         base = readable_base(command)
-        taken = set(self.jobdb.ids_like(base + "-"))
-        n = 1
-        while f"{base}-{n}" in taken:
-            n += 1
-        return f"{base}-{n}"
+        return numbered(base, self.jobdb.ids_like(base + "-"))
 
     def require(self, job_id: str) -> JobRecord:
         """The up-to-date record of ``job_id``; ``JobNotFoundError`` if there is none."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from nodejobs.model.options import check_tags
@@ -36,6 +36,15 @@ def _script_name(args: Sequence[str]) -> str | None:
         if not word.startswith("-"):
             return os.path.splitext(os.path.basename(word))[0]
     return None
+
+
+def numbered(base: str, taken: Iterable[str]) -> str:
+    """``<base>-<n>`` with the smallest ``n`` >= 1 not ``taken``, e.g. ``train-3``."""
+    used = set(taken)
+    n = 1
+    while f"{base}-{n}" in used:
+        n += 1
+    return f"{base}-{n}"
 
 
 def sweep_id(base: str, params: dict[str, Any]) -> str:

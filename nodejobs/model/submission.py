@@ -6,12 +6,13 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+from nodejobs.errors import MissingEnvError
 from nodejobs.model import options
-from nodejobs.model.records import validate_job_id
+from nodejobs.model.records import JobRecord, validate_job_id
 from nodejobs.model.resources import check_resources
 from nodejobs.model.resources import dumps as dump_resources
 
@@ -79,6 +80,14 @@ class Submission:
             logfile=validate_job_id(logfile) if logfile else None,
         )  # fmt: skip
 
+    def with_defaults(self, defaults: Mapping[str, Any], takes_resources: bool) -> Submission:
+        """This submission on a backend that takes resources (its own over ``defaults``) or takes none
+        (``ValueError`` if it asks for some)."""
+        if self.resources and not takes_resources:
+            names = ", ".join(self.resources)
+            raise ValueError(f"{names}: the {self.backend} backend takes no resources (slurm does)")
+        return replace(self, resources={**defaults, **self.resources} if takes_resources else {})
+
     def record_fields(self) -> dict[str, Any]:
         """The fields of the job's record this submission sets, as stored."""
         fields: dict[str, Any] = {
@@ -100,3 +109,15 @@ def environment(envs: Mapping[str, Any] | None) -> dict[str, str]:
 def absolute(cwd: str | None) -> str | None:
     """A working directory as an absolute path (``~`` expanded); None stays None."""
     return os.path.abspath(os.path.expanduser(cwd)) if cwd else None
+
+
+def check_envs_again(record: JobRecord, envs: Mapping[str, Any] | None) -> None:
+    """``MissingEnvError`` unless ``envs`` names every environment key ``record``'s job ran with (their
+    values are never stored: running it again needs them again)."""
+    needed = [k for k in (record.env_keys or "").split(",") if k]
+    missing = [k for k in needed if k not in (envs or {})]
+    if missing:
+        raise MissingEnvError(
+            f"job {record.self_id!r} ran with environment values that are not stored: {', '.join(missing)}; "
+            "give them again or rerun without them"
+        )
