@@ -58,7 +58,7 @@ class Jobs:
         resources: dict[str, Any] | None = None,
     ) -> None:
         given = backend if isinstance(backend, Backend) else None
-        self.backend = given.name if given is not None else check_backend_name(backend)
+        self.backend = backend.name if isinstance(backend, Backend) else check_backend_name(backend)
         self.db_path = os.path.abspath(os.path.expanduser(db_path or default_db_path()))
         self.jobdb = JobDB(self.db_path)
         self.grace = grace

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterable
-from typing import cast
+from typing import Any, cast
 
 from nodejobs.backends import host
 from nodejobs.backends.base import ENDED, HELD, PENDING, RUNNING, Backend, Handle, Observation, Usage
@@ -71,6 +71,7 @@ def _fold(
     if not seen.ended:
         return _fold_active(ctx, record, seen)
     status = record.status
+    fields: dict[str, Any]
     if seen.state == ENDED and not seen.started:
         stopped = status == S.c_stopping
         new = S.c_stopped if stopped else S.c_failed_start
@@ -174,7 +175,7 @@ def _unrecorded(record: JobRecord, new: str, fields: dict, exc: DatabaseError) -
     """An end that cannot be written now (e.g. disk full): reported as it is; the next refresh that
     can write records it."""
     log.warning("job %s ended (%s) but its record cannot be updated: %s", record.self_id, new, exc)
-    return JobRecord.trusted({**record, **fields, "status": new})
+    return cast(JobRecord, JobRecord.trusted({**record, **fields, "status": new}))
 
 
 def usage(ctx: EngineContext, records: Iterable[JobRecord]) -> dict[str, Usage]:

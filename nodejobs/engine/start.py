@@ -36,8 +36,10 @@ def prepare(
     ``submission`` (checked, nothing written). The record shows the submission's ``label`` as its
     command, if given (a function job: ``train(...)``)."""
     validate_job_id(job_id)
-    shell = isinstance(command, str)
-    argv = ["/bin/sh", "-c", command] if shell else [os.fspath(a) for a in command]  # type: ignore[union-attr]
+    if isinstance(command, str):
+        shell, argv = True, ["/bin/sh", "-c", command]
+    else:
+        shell, argv = False, [os.fspath(a) for a in command]
     if not argv or not argv[-1 if shell else 0]:
         raise ValueError("empty command")
     cwd = submission.cwd or os.getcwd()
