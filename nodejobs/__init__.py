@@ -1,6 +1,7 @@
 """nodejobs: run commands as detached background jobs, recorded in SQLite, output in plain files."""
 
 from nodejobs.errors import (
+    BackendError,
     DatabaseError,
     FunctionError,
     InvalidJobIdError,
@@ -24,6 +25,7 @@ from nodejobs.store.db import JobDB
 __version__ = "0.1.0"
 
 __all__ = [
+    "BackendError",
     "BaseData",
     "Choices",
     "DatabaseError",

@@ -2,27 +2,27 @@
 
 from __future__ import annotations
 
-import json
-import math
+import dataclasses
 import os
-import re
 import shlex
-import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from nodejobs.backends import Backends, check_backend_name
 from nodejobs.backends.base import Backend
+from nodejobs.engine import waiting
 from nodejobs.engine.lifecycle import Lifecycle
-from nodejobs.errors import JobExistsError, JobNotFoundError, JobStillRunningError, MissingEnvError
+from nodejobs.errors import JobExistsError, JobNotFoundError, JobStillRunningError
 from nodejobs.functions.api import FunctionCall, FunctionJobs
-from nodejobs.model import options as submission
-from nodejobs.model.records import JobFilter, JobRecord, JobRecordDict, validate_job_id
+from nodejobs.functions.executor import JobExecutor
+from nodejobs.model.ids import numbered, readable_base, sweep
+from nodejobs.model.options import DEFAULT_GROUP, check_after, check_group, check_limit
+from nodejobs.model.records import JobFilter, JobRecord, JobRecordDict
 from nodejobs.model.resources import check_resources
-from nodejobs.model.resources import dumps as dump_resources
 from nodejobs.model.resources import loads as load_resources
 from nodejobs.model.states import ACTIVE_STATUSES
+from nodejobs.model.submission import Submission, check_envs_again
 from nodejobs.processes import Processes
 from nodejobs.queue import handoff
 from nodejobs.queue.dispatcher import Queue
@@ -31,10 +31,8 @@ from nodejobs.store import files as logs
 from nodejobs.store.db import Changes, JobDB
 from nodejobs.store.query import JobQuery, TimeSpec
 
-FOLLOW_INTERVAL = 0.2
 # replaced by each backend's side_suffixes at merge
 _SIDE_SUFFIXES = (".started", ".timeout", ".sbatch", ".go", ".nogo", ".cancel")
-
 
 def default_db_path() -> str:
     """``$NODEJOBS_HOME``, else ``$XDG_DATA_HOME/nodejobs``, else ``~/.local/share/nodejobs``."""
@@ -44,39 +42,7 @@ def default_db_path() -> str:
     return os.path.join(data_home, "nodejobs")
 
 
-def readable_base(command: str | Sequence[str]) -> str:
-    """A short word for a command, e.g. ``python train.py`` -> ``train``, ``sleep 5`` -> ``sleep``."""
-    try:
-        words = shlex.split(command) if isinstance(command, str) else [str(w) for w in command]
-    except ValueError:  # unbalanced quotes: the shell will say so; the id need not
-        words = str(command).split()
-    words = [w for w in words if "=" not in w.split("/")[0]] or ["job"]
-    program = os.path.basename(words[0])
-    if re.fullmatch(r"python[0-9.]*|bash|sh|node|Rscript", program):
-        program = _script_name(words[1:]) or program
-    base = re.sub(r"[^A-Za-z0-9_]+", "-", program).strip("-")[:20]
-    return base or "job"
-
-
-def _script_name(args: Sequence[str]) -> str | None:
-    """The script an interpreter runs: ``-u train.py`` -> train, ``-m pkg.mod`` -> mod, ``-c …`` -> None."""
-    for i, word in enumerate(args):
-        if word == "-m":
-            return args[i + 1].rsplit(".", 1)[-1] if i + 1 < len(args) else None
-        if word == "-c":
-            return None
-        if not word.startswith("-"):
-            return os.path.splitext(os.path.basename(word))[0]
-    return None
-
-
-def sweep_id(base: str, params: dict[str, Any]) -> str:
-    """A readable id for one parameter set of a sweep: ``train-lr0.01-bs32``."""
-    parts = [re.sub(r"[^A-Za-z0-9_.=+-]+", "_", f"{k}{v}").replace("..", "_") for k, v in params.items()]
-    return "-".join([base, *parts]) if parts else base
-
-
-class Jobs(FunctionJobs):
+class Jobs:
     """Run commands as detached jobs recorded in ``<db_path>/jobs.db``.
 
     ``db_path=None`` means ``default_db_path()``. Use as a context manager, or call ``close()``,
@@ -94,7 +60,7 @@ class Jobs(FunctionJobs):
         resources: dict[str, Any] | None = None,
     ) -> None:
         given = backend if isinstance(backend, Backend) else None
-        self.backend = given.name if given is not None else check_backend_name(backend)
+        self.backend = backend.name if isinstance(backend, Backend) else check_backend_name(backend)
         self.db_path = os.path.abspath(os.path.expanduser(db_path or default_db_path()))
         self.jobdb = JobDB(self.db_path)
         self.grace = grace
@@ -105,6 +71,7 @@ class Jobs(FunctionJobs):
         self.queue = Queue(self.jobdb, self.lifecycle)
         self.lifecycle.on_end = self.queue.on_end_command()
         self.processes = Processes(self.jobdb, grace=grace, lifecycle=self.lifecycle, backends=self.backends)
+        self.functions = FunctionJobs(self)
 
     # -- the contract of the original nodejobs ---------------------------------------------------
 
@@ -116,7 +83,7 @@ class Jobs(FunctionJobs):
         envs: dict[str, str] | None = None,
         *,
         keep_leftovers: bool = False,
-        group: str = submission.DEFAULT_GROUP,
+        group: str = DEFAULT_GROUP,
         after: str | Sequence[str] | None = None,
         at: datetime | float | str | None = None,
         timeout: float | None = None,
@@ -141,65 +108,50 @@ class Jobs(FunctionJobs):
         ``partition``, ``slurm_opts`` (more sbatch options), over the defaults given to ``Jobs``. On
         Slurm, ``after`` and ``at`` become Slurm's own dependency and start time where they can.
         """
-        queued, options = self._plan(
-            dict(group=group, after=after, at=at, timeout=timeout, tags=tags, call=call, envs=envs, cwd=cwd,
-                 keep_leftovers=keep_leftovers), resources,
+        submission = self._submission(
+            group=group, at=at, timeout=timeout, tags=tags, after=after, resources=resources, envs=envs,
+            cwd=cwd, keep_leftovers=keep_leftovers, call=call.path if call else None,
+            label=call.label if call else None,
         )  # fmt: skip
+        queued, submission = self._plan(submission)
         if job_id is not None:
-            return self._submit(command, job_id, queued, True, options)
+            return self._submit(command, job_id, queued, True, submission)
         while True:
             job_id = self.new_job_id(call.name if call else command)
             try:
-                return self._submit(command, job_id, queued, False, options)
+                return self._submit(command, job_id, queued, False, submission)
             except JobExistsError:
                 continue  # another process took that name between choosing and claiming it
 
-    def _plan(self, given: dict[str, Any], resources: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
-        """Whether a submission with the options of ``run`` waits in nodejobs' queue, and the options
-        of ``Lifecycle.prepare`` that start it (checked: ``ValueError`` names a bad one)."""
-        call = given["call"]
-        fields = {
-            "group": submission.check_group(given["group"]), "start_at": submission.start_time(given["at"]),
-            "timeout": submission.check_timeout(given["timeout"]),
-            "tags": submission.check_tags(given["tags"]),
-            **(call.fields() if call else {}),
-        }  # fmt: skip
-        deps = submission.check_after(given["after"])
-        if deps:
-            fields["after"] = json.dumps(deps)
-        backend = self.backends(self.backend)
-        fields["resources"] = self._resources(backend, resources)
-        limited = given["group"] in self.jobdb.limits()
-        queued, launch_options = handoff.plan(
-            self.jobdb, self.lifecycle, backend, deps, fields["start_at"], limited
-        )
-        options = dict(envs=given["envs"], cwd=given["cwd"], backend=self.backend,
-                       keep_leftovers=given["keep_leftovers"], **fields)  # fmt: skip
-        if not queued:
-            options["launch_options"] = launch_options
-        return queued, options
+    def _submission(self, resources: dict[str, Any], **options: Any) -> Submission:
+        """The checked submission of the options of ``run`` (``ValueError`` names a bad one), its
+        resources over this ``Jobs``' defaults where the backend takes resources."""
+        submission = Submission.make(backend=self.backend, resources=resources, **options)
+        return submission.with_defaults(self.resources, self.backends(self.backend).capabilities.resources)
 
-    def _submit(self, command: Any, job_id: str, queued: bool, replace: bool, options: dict) -> JobRecord:
+    def _plan(self, submission: Submission) -> tuple[bool, Submission]:
+        """Whether ``submission`` waits in nodejobs' queue; if not, with what its backend takes over."""
+        backend = self.backends(self.backend)
+        limited = submission.group in self.jobdb.limits()
+        deps = list(submission.after)
+        queued, taken = handoff.plan(self.jobdb, self.lifecycle, backend, deps, submission.start_at, limited)
+        return queued, submission if queued else dataclasses.replace(submission, backend_options=taken)
+
+    def _submit(
+        self, command: Any, job_id: str, queued: bool, replace: bool, submission: Submission
+    ) -> JobRecord:
         if not queued:
-            record = self.lifecycle.run(command, job_id, replace=replace, **options)
+            record = self.lifecycle.run(command, job_id, submission, replace=replace)
             self._dispatch()
             return record
-        record, launch = self.lifecycle.prepare(command, job_id, **options)
+        record, launch = self.lifecycle.prepare(command, job_id, submission)
         return self.queue.submit(record, launch, replace)
-
-    def _resources(self, backend: Backend, given: dict[str, Any]) -> str | None:
-        """The resources of a job as stored: ``given`` over this ``Jobs``' defaults, checked."""
-        checked = check_resources(given)
-        if checked and not backend.capabilities.resources:
-            names = ", ".join(checked)
-            raise ValueError(f"{names}: the {backend.name} backend takes no resources (slurm does)")
-        return dump_resources({**self.resources, **checked}) if backend.capabilities.resources else None
 
     def set_limit(self, group: str, n: int | None) -> None:
         """Let at most ``n`` jobs of ``group`` run at once (None: unlimited, every group's default).
         Stored in the database; groups need no creating. Each job of a limited group gets its slot
         (0..n-1, unique among the group's running jobs) as ``NODEJOBS_SLOT``."""
-        self.jobdb.set_limit(submission.check_group(group), submission.check_limit(n))
+        self.jobdb.set_limit(check_group(group), check_limit(n))
         self._dispatch()
 
     def limits(self) -> dict[str, int]:
@@ -224,37 +176,25 @@ class Jobs(FunctionJobs):
         (values shell-quoted), its id ``<prefix>-<name><value>-...`` (prefix: from the command), its
         params as tags, in ``group`` (default: the prefix), limited to ``limit`` at once if given.
         Every command and id is checked before any job is submitted."""
-        params = [dict(p) for p in params]
         base = prefix or readable_base(template)
-        group = submission.check_group(group or base)
-        planned = []
-        for p in params:
-            for key in p:
-                submission.check_tags({key: p[key]})
-            try:
-                command = template.format(**{k: shlex.quote(str(v)) for k, v in p.items()})
-            except (KeyError, IndexError, ValueError) as exc:
-                raise ValueError(f"map: template {template!r} cannot be filled from {p!r}: {exc!r}") from None
-            planned.append((sweep_id(base, p), command, p))
-        ids = [i for i, _, _ in planned]
-        if len(set(ids)) != len(ids):
-            raise ValueError("map: two parameter sets give the same job id; give distinct params")
-        for job_id in ids:
-            validate_job_id(job_id)
-        submission.check_after(after)
+        group = check_group(group or base)
+        planned = sweep(template, [dict(p) for p in params], base)
+        check_after(after)
         if limit is not None:
             self.set_limit(group, limit)
         out = JobRecordDict()
         together = []  # started at once where the backend can (Slurm: one array)
         arrays = self.backends(self.backend).capabilities.arrays
         for job_id, command, p in planned:
-            given = dict(group=group, after=after, at=None, timeout=timeout, tags=p or None, call=None,
-                         envs=envs, cwd=cwd, keep_leftovers=False)  # fmt: skip
-            queued, options = self._plan(given, resources)
+            submission = self._submission(
+                group=group, after=after, timeout=timeout, tags=p or None, envs=envs, cwd=cwd,
+                resources=resources,
+            )  # fmt: skip
+            queued, submission = self._plan(submission)
             if arrays and not queued:
-                together.append((command, job_id, options))
+                together.append((command, job_id, submission))
             else:
-                out[job_id] = self._submit(command, job_id, queued, True, options)
+                out[job_id] = self._submit(command, job_id, queued, True, submission)
         for record in self.lifecycle.run_many(together) if together else []:
             out[record.self_id] = record
         return JobRecordDict({job_id: out[job_id] for job_id, _, _ in planned})
@@ -279,28 +219,15 @@ class Jobs(FunctionJobs):
         if self.queue.has_queued():
             self.queue.dispatch()
 
-    def list_status(
-        self,
-        filter: JobFilter | dict | None = None,
-        *,
-        status: str | Iterable[str] | None = None,
-        id_glob: str | None = None,
-        id_prefix: str | None = None,
-        since: TimeSpec | None = None,
-        until: TimeSpec | None = None,
-        order: str = "oldest",
-        limit: int | None = None,
-    ) -> JobRecordDict:
-        """Up-to-date records matching ``filter`` (any JobRecord fields, by equality) and the criteria:
-        ``status`` (one, several, ``"active"``, ``"ended"``), an id glob (``"train-*"``) or prefix, a range
-        of start times (``since``/``until``: a datetime, an age such as ``"2h"``, or seconds ago).
-        ``order="newest"`` lists the newest first; ``limit`` keeps the first N. All done by SQLite; only
-        the active jobs are brought up to date first, so the cost follows what is listed, not the history.
+    def list_status(self, filter: JobFilter | dict | None = None, **criteria: Any) -> JobRecordDict:
+        """Up-to-date records matching ``filter`` (any JobRecord fields, by equality) and the criteria
+        (``JobQuery.make``): ``status`` (one, several, ``"active"``, ``"ended"``), ``id_glob``
+        (``"train-*"``) or ``id_prefix``, a range of start times (``since``/``until``: a datetime, an
+        age such as ``"2h"``, or seconds ago). ``order="newest"`` lists the newest first; ``limit`` keeps
+        the first N. All done by SQLite; only the active jobs are brought up to date first, so the cost
+        follows what is listed, not the history.
         """
-        query = JobQuery.make(
-            filter, status=status, id_glob=id_glob, id_prefix=id_prefix, since=since, until=until,
-            order=order, limit=limit,
-        )  # fmt: skip
+        query = JobQuery.make(filter, **criteria)
         self.lifecycle.refresh_active()
         self._dispatch()
         return self.jobdb.list_status(query)
@@ -321,24 +248,14 @@ class Jobs(FunctionJobs):
 
     def tail(self, job_id: str, n: int = 10, stream: str = "out") -> str:
         """The last ``n`` lines of stdout (``"out"``) or stderr (``"err"``), read from the end."""
-        return self.jobdb.tail(self._require(job_id).self_id, n, stream)
+        return self.jobdb.tail(self.require(job_id).self_id, n, stream)
 
     def wait(self, job_id: str | Sequence[str], timeout: float | None = None) -> Any:
         """Block until the job ends; its final record. Raises ``TimeoutError`` after ``timeout`` s
         (None or ``math.inf``: no limit). A list of ids waits for all of them (``wait_all``)."""
         if not isinstance(job_id, str):
             return self.wait_all(job_id, timeout)
-        if timeout is not None and not timeout >= 0:
-            raise ValueError(f"timeout must be a number of seconds >= 0, not {timeout!r}")
-        deadline = None if timeout is None or math.isinf(timeout) else time.monotonic() + timeout
-        record = self._require(job_id)
-        while record.is_active:
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                raise TimeoutError(f"job {job_id!r} still {record.status} after {timeout} s")
-            self.lifecycle.wait(record, remaining)
-            record = self._require(job_id)
-        return record
+        return waiting.wait_one(self.require, self.lifecycle, job_id, timeout)
 
     def wait_all(
         self, job_ids: Iterable[str] | None = None, timeout: float | None = None, any: bool = False
@@ -346,36 +263,11 @@ class Jobs(FunctionJobs):
         """Block until every job of ``job_ids`` (default: every active job) has ended, or with ``any``
         until one has; their records. ``TimeoutError`` after ``timeout`` s. Unknown ids fail first."""
         ids = list(job_ids) if job_ids is not None else self.ids(active=True)
-        records = {job_id: self._require(job_id) for job_id in ids}
-        deadline = None if timeout is None or math.isinf(timeout) else time.monotonic() + timeout
-        while True:
-            active = [i for i, r in records.items() if r.is_active]
-            if not active or (any and len(active) < len(records)):
-                return JobRecordDict(records)
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                raise TimeoutError(f"job {active[0]!r} still {records[active[0]].status} after {timeout} s")
-            step = 0.1 if remaining is None else min(remaining, 0.1)
-            self.lifecycle.wait(records[active[0]], step if any or len(active) > 1 else remaining)
-            for job_id in active:
-                records[job_id] = self._require(job_id)
+        return waiting.wait_all(self.require, self.lifecycle, ids, timeout, any)
 
     def follow(self, job_id: str, stream: str = "out", from_start: bool = True) -> Iterator[str]:
         """Yield the job's output as it is written, until the job has ended and all is read."""
-        logs.stream_index(stream)
-        record = self._require(job_id)
-        path = self.jobdb.log_paths(record)[logs.stream_index(stream)]
-        offset = 0 if from_start else os.path.getsize(path) if os.path.exists(path) else 0
-        while True:
-            # Once the job has ended nothing will complete a trailing partial character: flush it.
-            text, offset = logs.read_from(path, offset, final=not record.is_active)
-            if text:
-                yield text
-                continue
-            if not record.is_active:
-                return
-            self.lifecycle.wait(record, FOLLOW_INTERVAL)  # returns at once when the job ends
-            record = self._require(job_id)
+        return waiting.follow(self.require, self.lifecycle, job_id, stream, from_start)
 
     def rerun(
         self, job_id: str, envs: dict[str, str] | None = None, without_env: bool = False
@@ -385,27 +277,22 @@ class Jobs(FunctionJobs):
         Environment values are never stored, so a job that had ``envs`` needs them again (``envs``,
         naming the same keys) or ``without_env=True``; otherwise ``MissingEnvError`` names the keys.
         """
-        record = self._require(job_id)
+        record = self.require(job_id)
         if record.is_active:
             raise JobStillRunningError(f"job {job_id!r} is still {record.status}; stop it first")
-        needed = [k for k in (record.env_keys or "").split(",") if k]
-        missing = [k for k in needed if k not in (envs or {})]
-        if missing and not without_env:
-            raise MissingEnvError(
-                f"job {job_id!r} ran with environment values that are not stored: {', '.join(missing)}; "
-                "give them again or rerun without them"
-            )
+        if not without_env:
+            check_envs_again(record, envs)
         call = self.call_of(record)  # a function job runs its pickled call again
         command = record.command if record.shell else shlex.split(record.command or "")
         return self.run(
             call.command if call else command, job_id, cwd=record.cwd, envs=envs,
-            group=record.group or submission.DEFAULT_GROUP, timeout=record.timeout,
+            group=record.group or DEFAULT_GROUP, timeout=record.timeout,
             tags=record.tag_values or None, call=call, **load_resources(record.resources),
         )  # fmt: skip
 
     def remove(self, job_id: str) -> None:
         """Delete an ended job's record and files."""
-        record = self._require(job_id)
+        record = self.require(job_id)
         if record.is_active:
             raise JobStillRunningError(f"job {job_id!r} is still {record.status}; stop it first")
         self.jobdb.delete(job_id, _SIDE_SUFFIXES)
@@ -448,11 +335,54 @@ class Jobs(FunctionJobs):
 
         return draw_timeline(self.list_status(filter, **criteria).values())
 
+    # -- Python functions as jobs (``functions.api``) -----------------------------------------------
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> JobRecord:
+        """Run ``fn(*args, **kwargs)`` as a job (every argument goes to ``fn``); its record, as ``run``
+        returns it. ``jobs.result(id)`` gets the value. An unpicklable call raises ``UnpicklableError``
+        with nothing recorded. Run options (id, group, ...): ``submit_call`` or ``executor``."""
+        return self.functions.submit_call(fn, args, kwargs)
+
+    def submit_call(
+        self, fn: Callable[..., Any], args: Iterable[Any] = (), kwargs: dict[str, Any] | None = None,
+        **run_options: Any,
+    ) -> JobRecord:  # fmt: skip
+        """``submit`` with run options: ``job_id`` or ``prefix`` (ids ``prefix-1``, ...), and every
+        option of ``run`` (``group``, ``after``, ``tags``, ``timeout``, ...)."""
+        return self.functions.submit_call(fn, args, kwargs, **run_options)
+
+    def map_fn(self, fn: Callable[[Any], Any], iterable: Iterable[Any], **run_options: Any) -> list[str]:
+        """One job ``fn(item)`` per item (ids ``<prefix or fn's name>-N``); their ids, in order. Every
+        call is pickled before any is submitted."""
+        return self.functions.map_fn(fn, iterable, **run_options)
+
+    def executor(self, **run_options: Any) -> JobExecutor:
+        """A ``concurrent.futures.Executor`` whose calls are jobs run with these options (``group``,
+        ``prefix``, ``tags``, ``timeout``, ... — every option of ``run``)."""
+        self.functions.check_run_options(run_options)
+        return JobExecutor(self, **run_options)
+
+    def result(self, job_id: str, timeout: float | None = None) -> Any:
+        """The return value of function job ``job_id`` once it has ended (``FunctionJobs.result``)."""
+        return self.functions.result(job_id, timeout)
+
+    def call_of(self, record: JobRecord) -> FunctionCall | None:
+        """The pickled call a record's job runs (``rerun`` runs it again), or None: not a function job."""
+        return self.functions.call_of(record)
+
+    def check_run_options(self, options: dict[str, Any]) -> None:
+        """``ValueError`` unless every name is an option of ``run`` (or ``prefix``)."""
+        self.functions.check_run_options(options)
+
+    def submit_pickled(self, fn: Any, payload: bytes, run_options: dict[str, Any]) -> JobRecord:
+        """Submit a call pickled by ``callfile.pickle_call`` (run options checked) as a function job."""
+        return self.functions.submit_pickled(fn, payload, run_options)
+
     # -- what the faces (CLI, magics, dashboard) need, so they never reach into the database ----
 
     def log_path(self, job: str | JobRecord, stream: str = "out") -> str:
         """The path of a job's stdout (``"out"``) or stderr (``"err"``) file; ``job`` is its id or record."""
-        record = job if isinstance(job, JobRecord) else self._require(job)
+        record = job if isinstance(job, JobRecord) else self.require(job)
         return self.jobdb.log_paths(record)[logs.stream_index(stream)]
 
     def script_path(self, job_id: str, extension: str) -> str:
@@ -469,13 +399,10 @@ class Jobs(FunctionJobs):
     def new_job_id(self, command: str | Sequence[str]) -> str:
         """A readable id not used yet, e.g. ``train-3``."""
         base = readable_base(command)
-        taken = set(self.jobdb.ids_like(base + "-"))
-        n = 1
-        while f"{base}-{n}" in taken:
-            n += 1
-        return f"{base}-{n}"
+        return numbered(base, self.jobdb.ids_like(base + "-"))
 
-    def _require(self, job_id: str) -> JobRecord:
+    def require(self, job_id: str) -> JobRecord:
+        """The up-to-date record of ``job_id``; ``JobNotFoundError`` if there is none."""
         record = self.get_status(job_id)
         if record is None:
             raise JobNotFoundError(f"no job {job_id!r} in {self.db_path}")

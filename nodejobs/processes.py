@@ -15,6 +15,7 @@ from nodejobs.backends.local.backend import LOST_REASON, REBOOT_REASON
 from nodejobs.backends.local.reaper import Reaper
 from nodejobs.engine.lifecycle import LAUNCHER_LOST_REASON, NOT_STARTED_REASON, Lifecycle
 from nodejobs.model.records import JobRecord
+from nodejobs.model.submission import Submission
 from nodejobs.store.db import JobDB
 
 __all__ = ["LAUNCHER_LOST_REASON", "LOST_REASON", "NOT_STARTED_REASON", "REBOOT_REASON", "Processes"]
@@ -55,9 +56,8 @@ class Processes:
         replace: bool = True,
     ) -> JobRecord:
         """Start ``command`` as job ``job_id`` (the id must be free or its job ended); return the record."""
-        return self.lifecycle.run(
-            command, job_id, envs=envs, cwd=cwd, logdir=logdir, logfile=logfile, replace=replace
-        )
+        submission = Submission.plain(envs, cwd, logdir, logfile)
+        return self.lifecycle.run(command, job_id, submission, replace=replace)
 
     def refresh(self, record: JobRecord | None) -> JobRecord | None:
         """Bring an active record up to date; ended records are returned as is."""

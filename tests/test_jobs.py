@@ -15,7 +15,7 @@ from nodejobs import (
     UnknownFieldError,
     default_db_path,
 )
-from nodejobs.jobs import readable_base
+from nodejobs.model.ids import readable_base
 
 ENDED = {"finished", "failed", "stopped"}
 
@@ -408,3 +408,25 @@ def test_context_manager_stops_the_reaper_but_not_the_jobs(db_path):
 )
 def test_readable_ids_name_the_script_not_the_interpreter(command, base):
     assert readable_base(command) == base
+
+
+def test_a_submission_is_checked_once_and_stored_as_the_record_keeps_it():
+    import dataclasses
+
+    from nodejobs.model.submission import Submission
+
+    submission = Submission.make(tags={"b": 1, "a": "x"}, after="dep", timeout=5, envs={"K": 1})
+    fields = submission.record_fields()
+    assert (fields["group"], fields["timeout"], fields["env_keys"]) == ("default", 5.0, "K")
+    assert (fields["tags"], fields["after"]) == ('{"a": "x", "b": 1}', '["dep"]')
+    assert submission.envs == {"K": "1"}
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        submission.group = "other"
+    with pytest.raises(ValueError, match="invalid group"):
+        Submission.make(group="-x")
+
+
+def test_a_backend_error_can_be_caught_from_the_package():
+    from nodejobs import BackendError, NodeJobsError
+
+    assert issubclass(BackendError, NodeJobsError)

@@ -1,4 +1,4 @@
-"""Python functions as jobs: ``submit``, ``result``, ``map_fn`` and ``executor``, mixed into ``Jobs``.
+"""Python functions as jobs: ``submit``, ``result``, ``map_fn``; ``Jobs`` holds a ``FunctionJobs``.
 
 A function job is an ordinary job: its command is ``python -m nodejobs.functions <call file>`` (the
 submitting interpreter, its working directory), started through ``Jobs.run``, so every backend runs
@@ -14,18 +14,16 @@ import os
 import re
 import sys
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from nodejobs.errors import FunctionError, NoResultError, RemoteTraceback, ResultFileError
 from nodejobs.functions import callfile as calls
 from nodejobs.model.records import JobRecord
 from nodejobs.model.states import JobStatus
+from nodejobs.store.db import JobDB
 from nodejobs.store.files import remove_if_exists
-
-if TYPE_CHECKING:
-    from nodejobs.functions.executor import JobExecutor
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +45,27 @@ class FunctionCall:
         """The job's program: this interpreter running ``nodejobs.functions`` on the call file."""
         return [sys.executable, "-m", "nodejobs.functions", self.path]
 
-    def fields(self) -> dict[str, Any]:
-        """What ``run`` passes on: the record's ``call`` and the command it shows."""
-        return {"call": self.path, "label": self.label}
+
+class JobsFacade(Protocol):
+    """What function jobs need of the ``Jobs`` that runs them."""
+
+    jobdb: JobDB
+
+    def run(self, command: str | Sequence[str], job_id: str | None = None, **options: Any) -> JobRecord:
+        """Start a job (``Jobs.run``); function jobs pass ``call``."""
+        ...
+
+    def require(self, job_id: str) -> JobRecord:
+        """The up-to-date record of ``job_id``; ``JobNotFoundError`` if there is none."""
+        ...
+
+    def wait(self, job_id: str, timeout: float | None = None) -> Any:
+        """Block until the job ends; its final record."""
+        ...
+
+    def tail(self, job_id: str, n: int = 10, stream: str = "out") -> str:
+        """The last ``n`` lines of a job's stdout or stderr."""
+        ...
 
 
 def function_label(fn: Any) -> str:
@@ -65,20 +81,17 @@ def _id_base(fn: Any, prefix: str | None) -> str:
 
 
 class FunctionJobs:
-    """Function jobs of a ``Jobs`` (which provides ``run``, ``wait``, ``jobdb`` and the rest)."""
+    """The function jobs of ``jobs``: pickled calls run as ordinary jobs, their results read back."""
 
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> JobRecord:
-        """Run ``fn(*args, **kwargs)`` as a job (every argument goes to ``fn``); its record, as ``run``
-        returns it. ``jobs.result(id)`` gets the value. An unpicklable call raises ``UnpicklableError``
-        with nothing recorded. Run options (id, group, ...): ``submit_call`` or ``executor``."""
-        return self.submit_call(fn, args, kwargs)
+    def __init__(self, jobs: JobsFacade) -> None:
+        self.jobs = jobs
 
     def submit_call(
         self, fn: Callable[..., Any], args: Iterable[Any] = (), kwargs: dict[str, Any] | None = None,
         **run_options: Any,
     ) -> JobRecord:  # fmt: skip
-        """``submit`` with run options: ``job_id`` or ``prefix`` (ids ``prefix-1``, ...), and every
-        option of ``run`` (``group``, ``after``, ``tags``, ``timeout``, ...)."""
+        """Run ``fn(*args, **kwargs)`` as a job with run options: ``job_id`` or ``prefix`` (ids
+        ``prefix-1``, ...), and every option of ``run`` (``group``, ``after``, ``tags``, ``timeout``, ...)."""
         self.check_run_options(run_options)
         payload = calls.pickle_call(fn, tuple(args), dict(kwargs or {}))
         return self.submit_pickled(fn, payload, run_options)
@@ -92,18 +105,10 @@ class FunctionJobs:
         payloads = [calls.pickle_call(fn, (item,), {}) for item in iterable]
         return [self.submit_pickled(fn, payload, run_options).self_id for payload in payloads]
 
-    def executor(self, **run_options: Any) -> JobExecutor:
-        """A ``concurrent.futures.Executor`` whose calls are jobs run with these options (``group``,
-        ``prefix``, ``tags``, ``timeout``, ... — every option of ``run``)."""
-        from nodejobs.functions.executor import JobExecutor
-
-        self.check_run_options(run_options)
-        return JobExecutor(self, **run_options)
-
     def check_run_options(self, options: dict[str, Any]) -> None:
         """``ValueError`` unless every name is an option of ``run`` (or ``prefix``); if ``run`` takes
         more keywords (a backend's resources), those are passed on for ``run`` to check."""
-        parameters = inspect.signature(self.run).parameters  # type: ignore[attr-defined]
+        parameters = inspect.signature(self.jobs.run).parameters
         more = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
         known = [n for n, p in parameters.items() if n not in NOT_OPTIONS and p.kind is not p.VAR_KEYWORD]
         unknown = set(options) - set(known) - set(OWN_OPTIONS)
@@ -116,19 +121,19 @@ class FunctionJobs:
             )
 
     def submit_pickled(self, fn: Any, payload: bytes, run_options: dict[str, Any]) -> JobRecord:
-        """Submit a call pickled by ``call.pickle_call`` (run options checked): its call file, then
+        """Submit a call pickled by ``callfile.pickle_call`` (run options checked): its call file, then
         its job; if ``run`` refuses it, the call file is removed again."""
         options = dict(run_options)
         name = _id_base(fn, options.pop("prefix", None))
-        logdir = self.jobdb.logdir  # type: ignore[attr-defined]
+        logdir = self.jobs.jobdb.logdir
         path = os.path.join(logdir, f"{name}-{uuid.uuid4().hex[:12]}{calls.CALL_SUFFIX}")
         meta = {"name": function_label(fn), "sys_path": [os.path.abspath(p or ".") for p in sys.path]}
         calls.write_file(path, calls.CALL_MAGIC, meta, payload)
         function = FunctionCall(path, name, function_label(fn))
         given = options.get("job_id")
-        replaced = self.jobdb.get(given) if given else None  # type: ignore[attr-defined]
+        replaced = self.jobs.jobdb.get(given) if given else None
         try:
-            record = self.run(function.command, call=function, **options)  # type: ignore[attr-defined]
+            record = self.jobs.run(function.command, call=function, **options)
         except BaseException:
             for leftover in calls.files_of(path, logdir):  # refused: nothing is left behind
                 remove_if_exists(leftover)
@@ -138,7 +143,8 @@ class FunctionJobs:
                 remove_if_exists(leftover)
         return record
 
-    def call_of(self, record: JobRecord) -> FunctionCall | None:
+    @staticmethod
+    def call_of(record: JobRecord) -> FunctionCall | None:
         """The pickled call a record's job runs (``rerun`` runs it again), or None: not a function job."""
         if not record.call:
             return None
@@ -152,18 +158,18 @@ class FunctionJobs:
         traceback text. ``NoResultError``: not a function job, or it ended with no result (stopped,
         killed, ...). ``ResultFileError``: its result file is missing, damaged or of another version.
         """
-        record = self._require(job_id)  # type: ignore[attr-defined]
+        record = self.jobs.require(job_id)
         if not record.call:
             raise NoResultError(
                 f"job {job_id!r} is not a function job (it runs {record.command!r}); read its output instead"
             )
-        record = self.wait(job_id, timeout)  # type: ignore[attr-defined]
+        record = self.jobs.wait(job_id, timeout)
         path = calls.result_path(record.call)
         if record.status not in (S.c_finished, S.c_failed):
             why = f": {record.reason}" if record.reason else ""
             raise NoResultError(f"job {job_id!r} ended {record.status}{why}; it has no result")
         if record.status == S.c_failed and not os.path.exists(path):
-            tail = self.tail(job_id, 1, "err").strip()  # type: ignore[attr-defined]
+            tail = self.jobs.tail(job_id, 1, "err").strip()
             said = f"; its stderr ends: {tail}" if tail else ""
             raise NoResultError(f"job {job_id!r} failed (exit {record.exit_code}) without a result{said}")
         outcome = calls.read_result(path)

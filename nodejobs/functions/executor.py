@@ -16,14 +16,12 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future, InvalidStateError
 from concurrent.futures import wait as futures_wait
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from nodejobs.errors import FunctionError, NodeJobsError, RemoteTraceback
 from nodejobs.functions import callfile as calls
+from nodejobs.model.records import JobRecord, JobRecordDict
 from nodejobs.model.states import JobStatus
-
-if TYPE_CHECKING:
-    from nodejobs.jobs import Jobs
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +29,36 @@ S = JobStatus
 WATCH_STEP = 0.5  # the watcher looks again at least this often (new futures, cancellations)
 
 
+class CallJobs(Protocol):
+    """What an executor needs of the ``Jobs`` that runs its calls."""
+
+    def submit_pickled(self, fn: Any, payload: bytes, run_options: dict[str, Any]) -> JobRecord:
+        """Submit a pickled call as a job; its record."""
+        ...
+
+    def result(self, job_id: str, timeout: float | None = None) -> Any:
+        """The return value of an ended function job (``FunctionError`` if the function raised)."""
+        ...
+
+    def get_status(self, job_id: str) -> JobRecord | None:
+        """The up-to-date record of ``job_id``, or None."""
+        ...
+
+    def stop(self, job_id: str, grace: float | None = None) -> JobRecord | None:
+        """Stop a job; its final record."""
+        ...
+
+    def wait_all(
+        self, job_ids: Iterable[str] | None = None, timeout: float | None = None, any: bool = False
+    ) -> JobRecordDict:
+        """Block until every job (with ``any``: one) of ``job_ids`` has ended; their records."""
+        ...
+
+
 class JobFuture(Future):
     """The future of one function job; ``job_id`` names the job."""
 
-    def __init__(self, jobs: Jobs, job_id: str) -> None:
+    def __init__(self, jobs: CallJobs, job_id: str) -> None:
         super().__init__()
         self.job_id = job_id
         self._jobs = jobs
@@ -70,7 +94,7 @@ class JobFuture(Future):
         return f"<JobFuture {self.job_id} {self._state.lower()}>"
 
 
-def complete(future: JobFuture, jobs: Jobs) -> None:
+def complete(future: JobFuture, jobs: CallJobs) -> None:
     """Set the outcome of an ended job's future from its result (unless it was cancelled meanwhile)."""
     try:
         outcome, failed = jobs.result(future.job_id, timeout=0), None
@@ -92,7 +116,7 @@ def complete(future: JobFuture, jobs: Jobs) -> None:
 class JobExecutor(Executor):
     """Runs each submitted call as a function job of ``jobs`` with ``run_options``."""
 
-    def __init__(self, jobs: Jobs, **run_options: Any) -> None:
+    def __init__(self, jobs: CallJobs, **run_options: Any) -> None:
         self._jobs = jobs
         self._options = run_options
         self._lock = threading.Lock()

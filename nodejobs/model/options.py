@@ -1,5 +1,5 @@
 """Checking what a submission asks of the queue: group, dependencies, start time, time limit, tags,
-limits. Each check returns the value as stored or raises ``ValueError`` with a one-line message."""
+limits. Each check returns the value checked or raises ``ValueError`` with a one-line message."""
 
 from __future__ import annotations
 
@@ -85,17 +85,17 @@ def check_timeout(timeout: Any) -> float | None:
     return None if math.isinf(timeout) else float(timeout)
 
 
-def check_tags(tags: Any) -> str | None:
-    """Tags as stored (JSON text): names are identifiers, values str, int, float, bool or None."""
+def check_tags(tags: Any) -> dict[str, Any]:
+    """Tags (empty if none): names are identifiers, values str, int, float, bool or None."""
     if not tags:
-        return None
+        return {}
     if not isinstance(tags, dict):
         raise ValueError(f"tags must be a dict of name -> value, not {tags!r}")
     for key, value in tags.items():
         check_tag_key(key)
         if not isinstance(value, _TAG_TYPES) or (isinstance(value, float) and not math.isfinite(value)):
             raise ValueError(f"tag {key!r}: a value must be a string, number, bool or None, not {value!r}")
-    return json.dumps(tags, sort_keys=True)
+    return dict(tags)
 
 
 def parse_tag(pair: str) -> tuple[str, Any]:
