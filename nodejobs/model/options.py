@@ -11,11 +11,18 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from nodejobs.model.records import validate_job_id
-from nodejobs.store.query import check_tag_key
 
 DEFAULT_GROUP = "default"  # unlimited unless set_limit says otherwise: plain runs start at once
 _GROUP = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:-]{0,63}")
 _TAG_TYPES = (str, int, float, bool, type(None))
+
+
+def check_tag_key(key: Any) -> str:
+    """``key`` if it can name a tag (a Python identifier: it becomes a DataFrame column), else ValueError."""
+    if not isinstance(key, str) or not key.isidentifier() or not key.isascii():
+        raise ValueError(f"tag names must be identifiers (letters, digits, _; not starting with a digit), "
+                         f"not {key!r}")  # fmt: skip
+    return key
 
 
 def check_group(group: Any) -> str:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from nodejobs.model.options import check_tag_key
 from nodejobs.model.records import JobFilter
 from nodejobs.model.states import ACTIVE_STATUSES, FINAL_STATUSES, JobStatus
 
@@ -71,14 +72,6 @@ def parse_statuses(status: str | Iterable[str] | None) -> tuple[str, ...] | None
             allowed = ", ".join(["active", "ended", *sorted(JobStatus.values())])
             raise ValueError(f"unknown status {name!r}; one of: {allowed}")
     return tuple(sorted(out))
-
-
-def check_tag_key(key: Any) -> str:
-    """``key`` if it can name a tag (a Python identifier: it becomes a DataFrame column), else ValueError."""
-    if not isinstance(key, str) or not key.isidentifier() or not key.isascii():
-        raise ValueError(f"tag names must be identifiers (letters, digits, _; not starting with a digit), "
-                         f"not {key!r}")  # fmt: skip
-    return key
 
 
 @dataclass(frozen=True)
