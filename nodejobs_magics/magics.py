@@ -194,13 +194,13 @@ class JobMagics(Magics, Configurable):
         return self.jobs.timeline(status=args.status, since=args.since, **newest)
 
     def _status(self, args: argparse.Namespace) -> JobRecord:
-        return actions.require(self.jobs, args.job_id)
+        return self.jobs.require(args.job_id)
 
     def _logs(self, args: argparse.Namespace) -> None:
         if args.follow:
             return self._follow(args)
         stream = log_stream(args.err)
-        actions.require(self.jobs, args.job_id)
+        self.jobs.require(args.job_id)
         path = self.jobs.log_path(args.job_id, stream)
         size = os.path.getsize(path) if os.path.exists(path) else 0
         if args.lines is None and size > self.logs_max_bytes:  # never pull a huge log into the kernel
@@ -216,7 +216,7 @@ class JobMagics(Magics, Configurable):
 
     def _follow(self, args: argparse.Namespace) -> None:
         stream = log_stream(args.err)
-        actions.require(self.jobs, args.job_id)
+        self.jobs.require(args.job_id)
         ends_line = True
         try:
             if args.lines is not None:
@@ -228,7 +228,7 @@ class JobMagics(Magics, Configurable):
         except KeyboardInterrupt:
             print(f"{'' if ends_line else chr(10)}[stopped following {args.job_id}; the job keeps running]")
             return
-        record = actions.require(self.jobs, args.job_id)
+        record = self.jobs.require(args.job_id)
         print(f"{'' if ends_line else chr(10)}[{summary(record)}]")
         if not args.err:
             _write(failure_tail(self.jobs, record), newline=False)

@@ -23,17 +23,9 @@ def with_hint(exc: Exception, hint: str) -> str:
     return f"{exc} ({hint})" if isinstance(exc, JobNotFoundError) else str(exc)
 
 
-def require(jobs: Jobs, job_id: str) -> JobRecord:
-    """The up-to-date record of ``job_id`` (``Jobs.get_status``); ``JobNotFoundError`` if there is none."""
-    record = jobs.get_status(job_id)
-    if record is None:
-        raise JobNotFoundError(f"no job {job_id!r} in {jobs.db_path}")
-    return record
-
-
 def require_all(jobs: Jobs, job_ids: Sequence[str]) -> dict[str, JobRecord]:
     """The records of every id, in order; nothing is returned unless all exist."""
-    return {job_id: require(jobs, job_id) for job_id in job_ids}
+    return {job_id: jobs.require(job_id) for job_id in job_ids}
 
 
 def select(

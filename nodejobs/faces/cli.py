@@ -169,14 +169,14 @@ def _top(jobs: Jobs, args: argparse.Namespace) -> int:
 
 
 def _status(jobs: Jobs, args: argparse.Namespace) -> int:
-    record = actions.require(jobs, args.job_id)
+    record = jobs.require(args.job_id)
     print(json.dumps(_jsonable(record), indent=1) if args.json else summary(record))
     return OK
 
 
 def _logs(jobs: Jobs, args: argparse.Namespace) -> int:
     stream = log_stream(args.err)
-    actions.require(jobs, args.job_id)
+    jobs.require(args.job_id)
     if not args.follow:
         if args.lines is not None:
             sys.stdout.write(jobs.tail(args.job_id, args.lines, stream))
@@ -188,7 +188,7 @@ def _logs(jobs: Jobs, args: argparse.Namespace) -> int:
     for text in jobs.follow(args.job_id, stream, from_start=args.lines is None and not args.new):
         sys.stdout.write(text)
         sys.stdout.flush()
-    record = actions.require(jobs, args.job_id)
+    record = jobs.require(args.job_id)
     if record.status != JobStatus.c_finished:
         sys.stdout.flush()
         print(summary(record), file=sys.stderr)
