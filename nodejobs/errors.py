@@ -5,11 +5,16 @@ class NodeJobsError(Exception):
     """Base class of every nodejobs error."""
 
 
-class InvalidJobIdError(NodeJobsError, ValueError):
+class InvalidInputError(NodeJobsError, ValueError):
+    """Input refused before anything was done: an option, value, filter or id that is not valid. The
+    family of every such refusal (a ``ValueError`` too, for code that catches that)."""
+
+
+class InvalidJobIdError(InvalidInputError):
     """A job id that cannot be used as a file name."""
 
 
-class UnknownFieldError(NodeJobsError, ValueError):
+class UnknownFieldError(InvalidInputError):
     """A filter or update names a field the schema does not have."""
 
 
@@ -41,8 +46,8 @@ class MissingExtraError(NodeJobsError, ImportError):
     """An optional dependency (an extra such as ``nodejobs[plot]``) is not installed."""
 
 
-class BadUsage(NodeJobsError, ValueError):
-    """Input a face refuses before doing anything (exit status 2, or a ``UsageError``)."""
+class BadUsage(InvalidInputError):
+    """A command line a face refuses before doing anything (exit status 2, or a ``UsageError``)."""
 
 
 class UnpicklableError(NodeJobsError, TypeError):

@@ -13,7 +13,7 @@ from nodejobs.backends import Backends, check_backend_name
 from nodejobs.backends.base import Backend
 from nodejobs.engine import waiting
 from nodejobs.engine.lifecycle import Lifecycle
-from nodejobs.errors import JobExistsError, JobNotFoundError, JobStillRunningError
+from nodejobs.errors import InvalidInputError, JobExistsError, JobNotFoundError, JobStillRunningError
 from nodejobs.functions.api import FunctionCall, FunctionJobs
 from nodejobs.functions.executor import JobExecutor
 from nodejobs.model.ids import numbered, readable_base, sweep
@@ -305,7 +305,7 @@ class Jobs:
         """
         query = JobQuery.make(status=status or "ended", older_than=older_than)
         if set(query.statuses or ()) & set(ACTIVE_STATUSES):
-            raise ValueError("clean deletes ended jobs only; stop active jobs first")
+            raise InvalidInputError("clean deletes ended jobs only; stop active jobs first")
         self.lifecycle.refresh_active()
         ended = self.jobdb.ids(query)
         for job_id in ended:

@@ -42,7 +42,7 @@ def user_errors(prog: str) -> Iterator[None]:
         raise
     except JobNotFoundError as exc:  # the one "no such job" message, with this face's hint
         raise UsageError(f"%job: {actions.with_hint(exc, HINT)}") from None
-    except (NodeJobsError, ValueError, OSError) as exc:
+    except (NodeJobsError, OSError) as exc:
         raise UsageError(f"{prog}: {exc}") from None
 
 

@@ -7,6 +7,7 @@ import pytest
 
 from conftest import wait_until
 from nodejobs import (
+    InvalidInputError,
     InvalidJobIdError,
     JobExistsError,
     JobNotFoundError,
@@ -430,3 +431,24 @@ def test_a_backend_error_can_be_caught_from_the_package():
     from nodejobs import BackendError, NodeJobsError
 
     assert issubclass(BackendError, NodeJobsError)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda j: j.run("true", "bad-group", group="-x"),
+        lambda j: j.run("true", "bad-at", at="tomorrow-ish"),
+        lambda j: j.run("true", "bad-tag", tags={"not an identifier": 1}),
+        lambda j: j.run("true", "bad/id"),
+        lambda j: j.list_status(since="yesterday-ish"),
+        lambda j: j.list_status({"no_such_field": 1}),
+        lambda j: j.set_limit("g", 0),
+        lambda j: Jobs(j.db_path, backend="nosuch"),
+    ],
+)
+def test_every_refusal_of_input_is_an_invalid_input_error_and_writes_nothing(jobs, call):
+    with pytest.raises(InvalidInputError) as refused:
+        call(jobs)
+    assert isinstance(refused.value, ValueError)  # code written for ValueError still catches it
+    assert "\n" not in str(refused.value)
+    assert jobs.count() == 0 and jobs.limits() == {}

@@ -7,6 +7,7 @@ import threading
 from collections.abc import Callable
 
 from nodejobs.backends.base import Backend, Capabilities, Handle, JobSpec, Observation, SubmitError
+from nodejobs.errors import InvalidInputError
 
 __all__ = [
     "BACKENDS", "Backend", "Backends", "Capabilities", "Handle", "JobSpec", "Observation", "SubmitError",
@@ -29,9 +30,9 @@ BACKENDS: dict[str, Callable[[bool], Backend]] = {"local": _local, "slurm": _slu
 
 
 def check_backend_name(name: str) -> str:
-    """``name`` if a backend of that name exists, else a ``ValueError`` listing them."""
+    """``name`` if a backend of that name exists, else an ``InvalidInputError`` listing them."""
     if name not in BACKENDS:
-        raise ValueError(f"unknown backend {name!r}; one of: {', '.join(sorted(BACKENDS))}")
+        raise InvalidInputError(f"unknown backend {name!r}; one of: {', '.join(sorted(BACKENDS))}")
     return name
 
 

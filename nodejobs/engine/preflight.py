@@ -6,6 +6,8 @@ import os
 import re
 import shutil
 
+from nodejobs.errors import InvalidInputError
+
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -16,7 +18,7 @@ def check_env_name(name: str) -> str:
     silently drop any other name.
     """
     if not isinstance(name, str) or not _ENV_NAME.fullmatch(name):
-        raise ValueError(
+        raise InvalidInputError(
             f"invalid environment variable name {name!r}: "
             "use letters, digits and _, not starting with a digit"
         )
@@ -30,11 +32,11 @@ def check_arguments(argv: list[str], envs: dict[str, str], cwd: str) -> None:
     named += [("environment value", v) for v in envs.values()]
     for what, text in named:
         if "\0" in text:
-            raise ValueError(f"{what} contains a NUL character: {text!r}")
+            raise InvalidInputError(f"{what} contains a NUL character: {text!r}")
         try:
             text.encode("utf-8")
         except UnicodeEncodeError:
-            raise ValueError(f"{what} is not valid text (lone surrogate): {text!r}") from None
+            raise InvalidInputError(f"{what} is not valid text (lone surrogate): {text!r}") from None
     for key in envs:
         check_env_name(key)
 

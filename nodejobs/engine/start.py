@@ -17,7 +17,7 @@ from nodejobs.backends.local.procs import RUN_MARK
 from nodejobs.engine.context import NOT_STARTED_REASON, EngineContext, Launch, now
 from nodejobs.engine.observe import on_end, refresh
 from nodejobs.engine.preflight import check_arguments, startup_problem
-from nodejobs.errors import BackendError
+from nodejobs.errors import BackendError, InvalidInputError
 from nodejobs.model import resources
 from nodejobs.model.records import JobRecord, validate_job_id
 from nodejobs.model.states import JobStatus
@@ -41,7 +41,7 @@ def prepare(
     else:
         shell, argv = False, [os.fspath(a) for a in command]
     if not argv or not argv[-1 if shell else 0]:
-        raise ValueError("empty command")
+        raise InvalidInputError("empty command")
     cwd = submission.cwd or os.getcwd()
     envs = dict(submission.envs)
     check_arguments(argv, envs, cwd)

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Iterator
 
 from nodejobs.engine.lifecycle import Lifecycle
+from nodejobs.errors import InvalidInputError
 from nodejobs.model.records import JobRecord, JobRecordDict
 from nodejobs.store import files as logs
 
@@ -21,7 +22,7 @@ def wait_one(require: Require, lifecycle: Lifecycle, job_id: str, timeout: float
     """Block until the job ends; its final record. ``TimeoutError`` after ``timeout`` s (None or
     ``math.inf``: no limit)."""
     if timeout is not None and not timeout >= 0:
-        raise ValueError(f"timeout must be a number of seconds >= 0, not {timeout!r}")
+        raise InvalidInputError(f"timeout must be a number of seconds >= 0, not {timeout!r}")
     deadline = None if timeout is None or math.isinf(timeout) else time.monotonic() + timeout
     record = require(job_id)
     while record.is_active:

@@ -8,7 +8,7 @@ import itertools
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from nodejobs.errors import BadUsage, FunctionError, JobNotFoundError, JobStillRunningError
+from nodejobs.errors import BadUsage, FunctionError, InvalidInputError, JobNotFoundError, JobStillRunningError
 from nodejobs.faces.arguments import after_ids, parse_env, resource_options, tag
 from nodejobs.model.records import JobFilter, JobRecord, JobRecordDict
 
@@ -138,6 +138,6 @@ def set_limits(jobs: Jobs, group: str | None, n: str | None) -> dict[str, int]:
                 raise BadUsage(f"a group limit must be a whole number >= 1 or none, not {n!r}") from None
         try:
             jobs.set_limit(group, value)
-        except ValueError as exc:
+        except InvalidInputError as exc:
             raise BadUsage(str(exc)) from None
     return jobs.limits()

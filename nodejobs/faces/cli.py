@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from typing import NoReturn
 
 from nodejobs import __version__
-from nodejobs.errors import BadUsage, JobNotFoundError, NodeJobsError
+from nodejobs.errors import BadUsage, InvalidInputError, JobNotFoundError, NodeJobsError
 from nodejobs.faces import actions
 from nodejobs.faces.arguments import log_stream, parse_env, queue_options
 from nodejobs.faces.grammar import CLI, add_options, commands, find_command, normalise
@@ -262,9 +262,7 @@ def execute(jobs: Jobs, args: argparse.Namespace) -> int:
 def _open(args: argparse.Namespace) -> Jobs:
     try:
         return Jobs(args.db, reaper=False, backend=args.backend)
-    except ValueError as exc:
-        if isinstance(exc, NodeJobsError):
-            raise
+    except InvalidInputError as exc:  # a database or backend option that is not valid: a usage error
         raise BadUsage(str(exc)) from None
 
 
@@ -294,7 +292,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         _quiet_stdout()
         return BROKEN_PIPE
-    except (NodeJobsError, ValueError, OSError) as exc:
+    except (NodeJobsError, OSError) as exc:
         return _error(exc)
     except KeyboardInterrupt:
         return 130

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from nodejobs.errors import FunctionError, NoResultError, RemoteTraceback, ResultFileError
+from nodejobs.errors import FunctionError, InvalidInputError, NoResultError, RemoteTraceback, ResultFileError
 from nodejobs.functions import callfile as calls
 from nodejobs.model.records import JobRecord
 from nodejobs.model.states import JobStatus
@@ -101,7 +101,7 @@ class FunctionJobs:
         call is pickled before any is submitted."""
         self.check_run_options(run_options)
         if "job_id" in run_options:
-            raise ValueError("map_fn: give a prefix, not a job_id (each item is a job of its own)")
+            raise InvalidInputError("map_fn: give a prefix, not a job_id (each item is a job of its own)")
         payloads = [calls.pickle_call(fn, (item,), {}) for item in iterable]
         return [self.submit_pickled(fn, payload, run_options).self_id for payload in payloads]
 
@@ -115,7 +115,7 @@ class FunctionJobs:
         if more:
             unknown &= set(NOT_OPTIONS)
         if unknown:
-            raise ValueError(
+            raise InvalidInputError(
                 f"unknown run option(s) {', '.join(map(repr, sorted(unknown)))}; "
                 f"one of: {', '.join([*known, *OWN_OPTIONS])}"
             )

@@ -8,6 +8,7 @@ import shlex
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from nodejobs.errors import InvalidInputError
 from nodejobs.model.options import check_tags
 from nodejobs.model.records import validate_job_id
 
@@ -64,11 +65,12 @@ def sweep(template: str, params: list[dict[str, Any]], base: str) -> list[tuple[
         try:
             command = template.format(**{k: shlex.quote(str(v)) for k, v in p.items()})
         except (KeyError, IndexError, ValueError) as exc:
-            raise ValueError(f"map: template {template!r} cannot be filled from {p!r}: {exc!r}") from None
+            why = f"map: template {template!r} cannot be filled from {p!r}: {exc!r}"
+            raise InvalidInputError(why) from None
         planned.append((sweep_id(base, p), command, p))
     ids = [i for i, _, _ in planned]
     if len(set(ids)) != len(ids):
-        raise ValueError("map: two parameter sets give the same job id; give distinct params")
+        raise InvalidInputError("map: two parameter sets give the same job id; give distinct params")
     for job_id in ids:
         validate_job_id(job_id)
     return planned

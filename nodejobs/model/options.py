@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from nodejobs.errors import InvalidInputError
 from nodejobs.model.records import validate_job_id
 
 DEFAULT_GROUP = "default"  # unlimited unless set_limit says otherwise: plain runs start at once
@@ -18,17 +19,19 @@ _TAG_TYPES = (str, int, float, bool, type(None))
 
 
 def check_tag_key(key: Any) -> str:
-    """``key`` if it can name a tag (a Python identifier: it becomes a DataFrame column), else ValueError."""
+    """``key`` if it can name a tag (a Python identifier: it becomes a DataFrame column), else
+    ``InvalidInputError``."""
     if not isinstance(key, str) or not key.isidentifier() or not key.isascii():
-        raise ValueError(f"tag names must be identifiers (letters, digits, _; not starting with a digit), "
-                         f"not {key!r}")  # fmt: skip
+        rule = "identifiers (letters, digits, _; not starting with a digit)"
+        raise InvalidInputError(f"tag names must be {rule}, not {key!r}")
     return key
 
 
 def check_group(group: Any) -> str:
     """A group name: up to 64 letters, digits, ``_ . : -``, not starting with a punctuation mark."""
     if not isinstance(group, str) or not _GROUP.fullmatch(group):
-        raise ValueError(f"invalid group {group!r}: up to 64 letters, digits, _ . : - (not starting . : -)")
+        rule = "up to 64 letters, digits, _ . : - (not starting . : -)"
+        raise InvalidInputError(f"invalid group {group!r}: {rule}")
     return group
 
 
@@ -37,7 +40,7 @@ def check_limit(n: Any) -> int | None:
     if n is None:
         return None
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"a group limit must be a whole number >= 1 (or None: unlimited), not {n!r}")
+        raise InvalidInputError(f"a group limit must be a whole number >= 1 (or None: unlimited), not {n!r}")
     return n
 
 
@@ -65,16 +68,16 @@ def start_time(at: Any, moment: datetime | None = None) -> datetime | None:
             try:
                 at = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text)
             except ValueError:
-                raise ValueError(
+                raise InvalidInputError(
                     f"--at wants seconds from now or an ISO time with a timezone (2026-12-02T14:00:00Z), "
                     f"not {text!r}"
                 ) from None
     if isinstance(at, datetime):
         if at.tzinfo is None or at.tzinfo.utcoffset(at) is None:
-            raise ValueError(f"at: {at.isoformat()} has no timezone; give one (e.g. +00:00 or Z)")
+            raise InvalidInputError(f"at: {at.isoformat()} has no timezone; give one (e.g. +00:00 or Z)")
         return at.astimezone(timezone.utc)
     if isinstance(at, bool) or not isinstance(at, (int, float)) or not math.isfinite(at) or at < 0:
-        raise ValueError(f"at must be a timezone-aware datetime or seconds >= 0 from now, not {at!r}")
+        raise InvalidInputError(f"at must be a timezone-aware datetime or seconds >= 0 from now, not {at!r}")
     return moment + timedelta(seconds=at)
 
 
@@ -86,9 +89,9 @@ def check_timeout(timeout: Any) -> float | None:
         try:
             timeout = float(timeout)
         except ValueError:
-            raise ValueError(f"timeout must be seconds > 0, not {timeout!r}") from None
+            raise InvalidInputError(f"timeout must be seconds > 0, not {timeout!r}") from None
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
-        raise ValueError(f"timeout must be seconds > 0, not {timeout!r}")
+        raise InvalidInputError(f"timeout must be seconds > 0, not {timeout!r}")
     return None if math.isinf(timeout) else float(timeout)
 
 
@@ -97,11 +100,12 @@ def check_tags(tags: Any) -> dict[str, Any]:
     if not tags:
         return {}
     if not isinstance(tags, dict):
-        raise ValueError(f"tags must be a dict of name -> value, not {tags!r}")
+        raise InvalidInputError(f"tags must be a dict of name -> value, not {tags!r}")
     for key, value in tags.items():
         check_tag_key(key)
         if not isinstance(value, _TAG_TYPES) or (isinstance(value, float) and not math.isfinite(value)):
-            raise ValueError(f"tag {key!r}: a value must be a string, number, bool or None, not {value!r}")
+            kinds = "a string, number, bool or None"
+            raise InvalidInputError(f"tag {key!r}: a value must be {kinds}, not {value!r}")
     return dict(tags)
 
 
@@ -109,7 +113,7 @@ def parse_tag(pair: str) -> tuple[str, Any]:
     """``K=V`` from a command line: V as JSON if it reads as a number, bool or null, else the text."""
     key, sep, text = pair.partition("=")
     if not sep:
-        raise ValueError(f"--tag wants NAME=VALUE, not {pair!r}")
+        raise InvalidInputError(f"--tag wants NAME=VALUE, not {pair!r}")
     check_tag_key(key)
     try:
         value = json.loads(text)

@@ -9,6 +9,8 @@ import shlex
 from collections.abc import Mapping
 from typing import Any
 
+from nodejobs.errors import InvalidInputError
+
 RESOURCE_KEYS = ("cpus", "mem", "time", "gpus", "partition", "slurm_opts")
 _MEM = re.compile(r"\d+[KMGT]?", re.IGNORECASE)
 _TIME = re.compile(r"(\d+-)?\d+(:\d{1,2}){0,2}|\d+-\d+")  # Slurm's: M, M:S, H:M:S, D-H, D-H:M, D-H:M:S
@@ -22,7 +24,7 @@ def check_resources(given: Mapping[str, Any] | None) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in (given or {}).items():
         if key not in RESOURCE_KEYS:
-            raise ValueError(f"unknown resource {key!r}; one of: {', '.join(RESOURCE_KEYS)}")
+            raise InvalidInputError(f"unknown resource {key!r}; one of: {', '.join(RESOURCE_KEYS)}")
         if value is None:
             continue
         out[key] = _check(key, value)
@@ -32,19 +34,19 @@ def check_resources(given: Mapping[str, Any] | None) -> dict[str, Any]:
 def _check(key: str, value: Any) -> Any:
     if key == "cpus":
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"cpus must be a whole number >= 1, not {value!r}")
+            raise InvalidInputError(f"cpus must be a whole number >= 1, not {value!r}")
         return value
     if key == "slurm_opts":
         opts = shlex.split(value) if isinstance(value, str) else list(value)
         if not all(isinstance(o, str) and o.startswith("-") for o in opts):
-            raise ValueError(f"slurm_opts must be sbatch options such as '--qos=low', not {value!r}")
+            raise InvalidInputError(f"slurm_opts must be sbatch options such as '--qos=low', not {value!r}")
         return opts
     text = str(value)
     patterns = {"mem": _MEM, "time": _TIME, "gpus": _WORD, "partition": _WORD}
     if isinstance(value, bool) or not patterns[key].fullmatch(text):
         examples = {"mem": "'4G' or '500M'", "time": "'30' (minutes) or '1:00:00' or '2-00:00:00'",
                     "gpus": "1 or 'a100:2'", "partition": "'gpu'"}  # fmt: skip
-        raise ValueError(f"{key} must be like {examples[key]}, not {value!r}")
+        raise InvalidInputError(f"{key} must be like {examples[key]}, not {value!r}")
     return text
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any, ClassVar, TypeVar
 
-from nodejobs.errors import UnknownFieldError
+from nodejobs.errors import InvalidInputError, UnknownFieldError
 
 _MISSING = object()
 
@@ -58,7 +58,7 @@ def _check_type(cls_name: str, key: str, expected: Any, value: Any) -> Any:
     if isinstance(expected, type) and issubclass(expected, Choices):
         if not isinstance(value, str) or value not in expected.values():
             allowed = ", ".join(sorted(expected.values()))
-            raise ValueError(f"{cls_name}.{key}: {value!r} is not one of: {allowed}")
+            raise InvalidInputError(f"{cls_name}.{key}: {value!r} is not one of: {allowed}")
         return value
     if isinstance(expected, type) and issubclass(expected, BaseData):
         if isinstance(value, expected):
@@ -89,7 +89,7 @@ def _to_utc(cls_name: str, key: str, value: Any) -> datetime:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return datetime.fromtimestamp(value, tz=timezone.utc)
     except (OverflowError, OSError, ValueError) as exc:
-        raise ValueError(f"{cls_name}.{key}: {value!r} is not a representable time ({exc})") from None
+        raise InvalidInputError(f"{cls_name}.{key}: {value!r} is not a representable time ({exc})") from None
     if isinstance(value, str):
         try:
             return _to_utc(cls_name, key, datetime.fromisoformat(value))
@@ -161,7 +161,7 @@ class BaseData(dict):
             self[key] = value
         missing = [k for k in self._required if dict.get(self, k) is None]
         if missing:
-            raise ValueError(f"{type(self).__name__}: missing required field(s): {', '.join(missing)}")
+            raise InvalidInputError(f"{type(self).__name__}: missing required field(s): {', '.join(missing)}")
 
     @classmethod
     def trusted(cls: type[_Data], data: dict) -> _Data:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from nodejobs.errors import MissingEnvError
+from nodejobs.errors import InvalidInputError, MissingEnvError
 from nodejobs.model import options
 from nodejobs.model.records import JobRecord, validate_job_id
 from nodejobs.model.resources import check_resources
@@ -85,7 +85,7 @@ class Submission:
         (``ValueError`` if it asks for some)."""
         if self.resources and not takes_resources:
             names = ", ".join(self.resources)
-            raise ValueError(f"{names}: the {self.backend} backend takes no resources (slurm does)")
+            raise InvalidInputError(f"{names}: the {self.backend} backend takes no resources (slurm does)")
         return replace(self, resources={**defaults, **self.resources} if takes_resources else {})
 
     def record_fields(self) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 
 from nodejobs.backends import host
 from nodejobs.engine.lifecycle import Launch, Lifecycle, now
+from nodejobs.errors import InvalidInputError
 from nodejobs.model.records import JobRecord, JobStatus
 from nodejobs.model.states import ACTIVE_STATUSES
 from nodejobs.queue import timers
@@ -70,13 +71,13 @@ class Queue:
         while todo:
             dep = todo.pop()
             if dep == job_id:
-                raise ValueError(f"job {job_id!r} cannot run after itself (a dependency cycle)")
+                raise InvalidInputError(f"job {job_id!r} cannot run after itself (a dependency cycle)")
             if dep in seen:
                 continue
             seen.add(dep)
             found = self.job_db.status_and_after(dep)
             if found is None:
-                raise ValueError(f"job {job_id!r}: unknown dependency {dep!r} (no job with that id)")
+                raise InvalidInputError(f"job {job_id!r}: unknown dependency {dep!r} (no job with that id)")
             status, deps = found
             if status == S.c_queued:
                 todo.extend(deps)

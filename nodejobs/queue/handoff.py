@@ -16,6 +16,7 @@ from typing import Any
 
 from nodejobs.backends.base import Backend
 from nodejobs.engine.lifecycle import Lifecycle
+from nodejobs.errors import InvalidInputError
 from nodejobs.model.states import JobStatus
 from nodejobs.store.db import JobDB
 
@@ -43,7 +44,7 @@ def plan(
             return True, {}
         record = lifecycle.refresh(job_db.get(dep))
         if record is None:
-            raise ValueError(f"unknown dependency {dep!r} (no job with that id)")
+            raise InvalidInputError(f"unknown dependency {dep!r} (no job with that id)")
         if record.status == S.c_finished:
             continue
         same = record.status in HANDED and record.backend == backend.name

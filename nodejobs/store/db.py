@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
-from nodejobs.errors import DatabaseError, JobExistsError
+from nodejobs.errors import DatabaseError, InvalidInputError, JobExistsError
 from nodejobs.model.options import DEFAULT_GROUP
 from nodejobs.model.records import (
     JobFilter,
@@ -98,7 +98,7 @@ class JobDB:
         except sqlite3.Error as exc:
             raise DatabaseError(f"job database {self.db_file}: {exc}") from exc
         except (OverflowError, UnicodeEncodeError) as exc:  # a value SQLite cannot hold: nothing was written
-            raise ValueError(f"job database {self.db_file}: cannot store a value: {exc}") from exc
+            raise InvalidInputError(f"job database {self.db_file}: cannot store a value: {exc}") from exc
 
     def _query(self, where: str = "", params: Iterable[Any] = (), order: str = ORDER) -> list[JobRecord]:
         return [_row_to_record(row) for row in self._execute(f"{SELECT} {where} {order}", params)]

@@ -6,6 +6,8 @@ from __future__ import annotations
 import contextlib
 import os
 
+from nodejobs.errors import InvalidInputError
+
 _BLOCK = 64 * 1024
 
 
@@ -15,7 +17,7 @@ STREAMS = ("out", "err")
 def stream_index(stream: str) -> int:
     """0 for ``"out"`` (stdout), 1 for ``"err"`` (stderr); anything else is a ``ValueError``."""
     if stream not in STREAMS:
-        raise ValueError(f"stream must be 'out' or 'err', not {stream!r}")
+        raise InvalidInputError(f"stream must be 'out' or 'err', not {stream!r}")
     return STREAMS.index(stream)
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from nodejobs.errors import InvalidInputError
 from nodejobs.model.options import check_tag_key
 from nodejobs.model.records import JobFilter
 from nodejobs.model.states import ACTIVE_STATUSES, FINAL_STATUSES, JobStatus
@@ -37,9 +38,9 @@ def parse_age(value: timedelta | float | int | str) -> timedelta:
     elif isinstance(value, str) and (match := _AGE.fullmatch(value)):
         seconds = float(match.group(1)) * _UNIT_SECONDS[(match.group(2) or "s").lower()]
     else:
-        raise ValueError(f"expected an age such as 30d, 12h, 15m or 90s, not {value!r}")
+        raise InvalidInputError(f"expected an age such as 30d, 12h, 15m or 90s, not {value!r}")
     if not seconds >= 0 or seconds == float("inf"):
-        raise ValueError(f"expected an age >= 0, not {value!r}")
+        raise InvalidInputError(f"expected an age >= 0, not {value!r}")
     return timedelta(seconds=seconds)
 
 
@@ -51,7 +52,8 @@ def parse_when(value: TimeSpec) -> datetime:
         try:
             return parse_when(datetime.fromisoformat(value))
         except ValueError:
-            raise ValueError(f"expected a time (ISO date) or an age such as 30d, not {value!r}") from None
+            wanted = "a time (ISO date) or an age such as 30d"
+            raise InvalidInputError(f"expected {wanted}, not {value!r}") from None
     return datetime.now(timezone.utc) - parse_age(value)
 
 
@@ -70,7 +72,7 @@ def parse_statuses(status: str | Iterable[str] | None) -> tuple[str, ...] | None
             out.add(name)
         else:
             allowed = ", ".join(["active", "ended", *sorted(JobStatus.values())])
-            raise ValueError(f"unknown status {name!r}; one of: {allowed}")
+            raise InvalidInputError(f"unknown status {name!r}; one of: {allowed}")
     return tuple(sorted(out))
 
 
@@ -98,15 +100,15 @@ class JobQuery:
         if filter is not None and not isinstance(filter, JobFilter):
             filter = JobFilter(filter)
         if order not in ORDERS:
-            raise ValueError(f"order must be one of {', '.join(ORDERS)}, not {order!r}")
+            raise InvalidInputError(f"order must be one of {', '.join(ORDERS)}, not {order!r}")
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
-            raise ValueError(f"limit must be a whole number >= 0, not {limit!r}")
+            raise InvalidInputError(f"limit must be a whole number >= 0, not {limit!r}")
         if id_glob is not None and id_prefix is not None:
-            raise ValueError("give id_glob or id_prefix, not both")
+            raise InvalidInputError("give id_glob or id_prefix, not both")
         if id_prefix is not None:
             id_glob = _GLOB_SPECIAL.sub(r"[\1]", id_prefix) + "*"
         if id_glob is not None and (not isinstance(id_glob, str) or "\x00" in id_glob):
-            raise ValueError(f"id_glob must be a text pattern, not {id_glob!r}")
+            raise InvalidInputError(f"id_glob must be a text pattern, not {id_glob!r}")
         cutoff = None if older_than is None else datetime.now(timezone.utc) - parse_age(older_than)
         return cls(
             fields=tuple((k, v) for k, v in (filter or {}).items() if v is not None),
@@ -126,7 +128,7 @@ class JobQuery:
         for name, value in self.fields:
             if name == "tags":  # a dict: jobs having every one of these tags with that value
                 if not isinstance(value, dict):
-                    raise ValueError(f"JobFilter.tags: expected a dict of tags, not {value!r}")
+                    raise InvalidInputError(f"JobFilter.tags: expected a dict of tags, not {value!r}")
                 for key, tag in value.items():
                     check_tag_key(key)
                     clauses.append(f"json_extract(tags, '$.{key}') IS ?")
