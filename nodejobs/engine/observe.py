@@ -175,7 +175,7 @@ def _unrecorded(record: JobRecord, new: str, fields: dict, exc: DatabaseError) -
     """An end that cannot be written now (e.g. disk full): reported as it is; the next refresh that
     can write records it."""
     log.warning("job %s ended (%s) but its record cannot be updated: %s", record.self_id, new, exc)
-    return cast(JobRecord, JobRecord.trusted({**record, **fields, "status": new}))
+    return JobRecord.trusted({**record, **fields, "status": new})
 
 
 def usage(ctx: EngineContext, records: Iterable[JobRecord]) -> dict[str, Usage]:

@@ -165,7 +165,7 @@ class JobDB:
 
     def limits(self) -> dict[str, int]:
         """Group name -> limit, for every limited group."""
-        return dict(self._execute("SELECT name, n FROM limits"))  # type: ignore[arg-type]
+        return {name: n for name, n in self._execute("SELECT name, n FROM limits")}
 
     # -- paths -----------------------------------------------------------------------------------
 
