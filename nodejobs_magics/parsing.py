@@ -8,6 +8,7 @@ import os
 import re
 import shlex
 from collections.abc import Sequence
+from typing import NoReturn
 
 from IPython.core.error import UsageError
 
@@ -47,7 +48,7 @@ class SubcommandParser(argparse.ArgumentParser):
         self.add_argument("-h", "--help", action="store_true", help="show this help")
         grammar.add_options(self, command, grammar.MAGIC)
 
-    def error(self, message: str) -> None:  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         raise UsageError(f"{self.prog}: {message} (see `%job help {self.command.name}`)")
 
     def parse_words(self, words: Sequence[str]) -> argparse.Namespace:
@@ -85,7 +86,8 @@ def split_run_line(line: str, name: str = "run") -> tuple[list[str], str]:
     pos = 0
     wants_value = False
     while True:
-        pos = _SPACE.match(line, pos).end()  # type: ignore[union-attr]
+        space = _SPACE.match(line, pos)  # always matches (it may be empty)
+        pos = space.end() if space else pos
         if pos >= len(line):
             return options, ""
         match = _WORD.match(line, pos)

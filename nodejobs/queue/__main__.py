@@ -14,6 +14,8 @@ import os
 import sys
 import time
 
+from nodejobs.engine.lifecycle import Lifecycle
+from nodejobs.model.records import JobRecord
 from nodejobs.queue.timers import PREWARM
 from nodejobs.store.files import remove_if_exists, write_private
 
@@ -41,7 +43,7 @@ def step(db_path: str) -> int:
         try:
             while True:
                 started = queue.dispatch()
-                if not started or not _any_ends_soon(jobs, started):
+                if not started or not _any_ends_soon(jobs.lifecycle, started):
                     break
                 if not marked:
                     write_private(queue.draining, f"{os.getpid()}\n")
@@ -57,7 +59,7 @@ def step(db_path: str) -> int:
     return 0
 
 
-def _any_ends_soon(jobs: object, started: list) -> bool:
+def _any_ends_soon(lifecycle: Lifecycle, started: list[JobRecord]) -> bool:
     """Whether any of the jobs just started ends within the drain window."""
     deadline = time.monotonic() + DRAIN_WINDOW
     for record in started:
@@ -67,7 +69,7 @@ def _any_ends_soon(jobs: object, started: list) -> bool:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return False
-        if jobs.lifecycle.wait(record, remaining):  # type: ignore[attr-defined]
+        if lifecycle.wait(record, remaining):
             return True
     return False
 

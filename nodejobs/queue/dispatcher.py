@@ -62,7 +62,10 @@ class Queue:
             with open(os.open(self.marker, os.O_WRONLY | os.O_CREAT, 0o600)):
                 pass
         self.dispatch()
-        return self.lifecycle.refresh(self.job_db.get(record.self_id))  # type: ignore[return-value]
+        current = self.lifecycle.refresh(self.job_db.get(record.self_id))
+        if current is None:  # removed meanwhile: report the record as it was queued
+            return queued
+        return current
 
     def _check_dependencies(self, job_id: str, after: list[str]) -> None:
         """Refuse unknown dependencies and cycles (a job after itself, or after one that waits for it)."""
