@@ -1,1 +1,2 @@
-"""nodejobs.report."""
+"""What the faces show of jobs: their usage now (``usage``), a timeline picture, one wording of
+summaries and durations."""
