@@ -18,6 +18,10 @@ from nodejobs.errors import NodeJobsError
 
 Handle = dict[str, Any]  # JSON-serialisable; stored as the record's ``handle``
 
+# Every process of a run carries ``RUN_MARK=<run id>`` in its environment (inherited by all it starts):
+# a backend gives it to the run's program, and finds the run's processes by it.
+RUN_MARK = "NODEJOBS_RUN_ID"
+
 
 class SubmitError(NodeJobsError):
     """The backend refused or could not create the job; the message is the reason to record."""
@@ -28,7 +32,7 @@ class JobSpec:
     """Everything a backend needs to run one run of a job."""
 
     job_id: str
-    run_id: str  # unique to this run; every process of the run carries it as NODEJOBS_RUN_ID
+    run_id: str  # unique to this run; every process of the run carries it as RUN_MARK
     argv: list[str]  # the program and its arguments (a shell command is already ["/bin/sh", "-c", ...])
     env: dict[str, str]  # the job's whole environment
     cwd: str

@@ -24,6 +24,7 @@ from nodejobs.backends.base import (
     ENDED,
     HELD,
     PENDING,
+    RUN_MARK,
     RUNNING,
     Backend,
     Handle,
@@ -32,7 +33,6 @@ from nodejobs.backends.base import (
     SubmitError,
     Usage,
 )
-from nodejobs.backends.local.procs import RUN_MARK
 from nodejobs.engine.preflight import check_arguments, startup_problem
 from nodejobs.errors import BackendError, DatabaseError
 from nodejobs.model import resources

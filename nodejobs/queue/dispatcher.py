@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from nodejobs.backends import host
-from nodejobs.backends.local.procs import RUN_MARK
+from nodejobs.backends.base import RUN_MARK
 from nodejobs.engine.lifecycle import Launch, Lifecycle, now
 from nodejobs.model.records import JobRecord, JobStatus
 from nodejobs.store.db import JobDB, q

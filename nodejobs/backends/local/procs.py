@@ -18,8 +18,8 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 
 from nodejobs.backends import host
+from nodejobs.backends.base import RUN_MARK
 
-RUN_MARK = "NODEJOBS_RUN_ID"
 PF_KTHREAD = 0x00200000  # /proc/<pid>/stat flag of a kernel thread (whose environment is always empty)
 ENVIRON_FIRST_PAUSE = 0.0005  # s; an empty environment is read again after this, then twice as long...
 ENVIRON_LAST_PAUSE = 0.008  # ...up to this (about 16 ms in all)
