@@ -17,13 +17,10 @@ import functools
 import logging
 import math
 import os
-import re
 import select
-import shlex
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -47,12 +44,12 @@ from nodejobs.backends.base import (
 from nodejobs.backends.local.procs import Member, end_all, find_members
 from nodejobs.backends.local.reaper import Reaper
 from nodejobs.backends.local.usage import UsageMeter
+from nodejobs.backends.supervisor import HELD_BY_CHANNEL, SUPERVISOR, supervisor_args, timer_marks
+from nodejobs.backends.supervisor.exitfile import read_exit_file
 from nodejobs.store.files import remove_if_exists
 
 log = logging.getLogger(__name__)
 
-SUPERVISOR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "supervisor",
-                          "nodejobs-supervisor")
 # Signals a launcher may ignore (nohup, `cmd &`) that a job must not inherit ignored: a shell cannot
 # undo an ignore it started with, so the supervisor is then started through env(1), which can.
 _RESETTABLE = {"INT": signal.SIGINT, "QUIT": signal.SIGQUIT, "HUP": signal.SIGHUP, "TERM": signal.SIGTERM}
@@ -61,7 +58,6 @@ SETTLE_STEP = 0.0002  # seconds between looks at a just-released program
 REBOOT_REASON = "the machine restarted while the job was active"
 LOST_REASON = "the supervisor ended without recording an exit code (killed, or the machine restarted)"
 _MAX_POLL_MS = 2**31 - 1
-_TIMES = re.compile(rb"(\d+)m(\d+(?:[.,]\d+)?)s")
 
 
 def _poll_ms(timeout: float | None) -> int | None:
@@ -97,18 +93,13 @@ class LocalBackend(Backend):
     # -- creating ----------------------------------------------------------------------------------
 
     def submit(self, spec: JobSpec) -> Handle:
-        grace = str(self.leftover_grace)
-        limit = f"{spec.timeout:.3f}" if spec.timeout else "0"
-        argv = [
-            "nodejobs-supervisor", SUPERVISOR, spec.job_id, spec.exit_path, spec.run_id, grace,
-            "1" if spec.keep_leftovers else "0", sys.executable, limit,
-            shlex.join(spec.on_end) if spec.on_end else "", "-", *spec.argv,
-        ]  # fmt: skip
+        args = supervisor_args(spec, self.leftover_grace, HELD_BY_CHANNEL, spec.on_end)
+        argv = ["nodejobs-supervisor", SUPERVISOR, *args]
         try:
             ignored = _ignored_signals()
             if ignored:
                 argv = ["env", f"--default-signal={','.join(ignored)}", "/bin/sh", *argv[1:]]
-            for path in (spec.exit_path, *_timer_marks(spec.exit_path), spec.out_path, spec.err_path):
+            for path in (spec.exit_path, *timer_marks(spec.exit_path), spec.out_path, spec.err_path):
                 remove_if_exists(path)  # nothing of an earlier run of the id may be taken for this one's
             channel, supervisor_end = socket.socketpair()
         except OSError as exc:
@@ -338,47 +329,6 @@ def _members_of(handle: Handle) -> list[Member]:
     )
 
 
-def read_exit_file(path: str, supervisor_pid: int | None = None) -> Observation | None:
-    """The end a supervisor (``supervisor_pid``, if given) wrote to ``path``, or None if not yet.
-
-    Line 1 is ``CODE WRITER STARTED``; lines 2-3 the output of the shell's ``times``: the shell's own
-    user and system time, then its children's — the job's CPU time, its whole tree (what was reaped).
-    """
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        return None
-    try:
-        lines = os.read(fd, 65536).split(b"\n")
-        ended = os.fstat(fd).st_mtime
-    finally:
-        os.close(fd)
-    words = lines[0].split()
-    try:
-        code, writer = int(words[0]), int(words[1]) if len(words) > 1 else None
-        started = words[2] != b"0" if len(words) > 2 else True
-        timed_out = len(words) > 3 and words[3] == b"timeout"
-    except (IndexError, ValueError):
-        if words:
-            log.warning("ignoring unreadable exit file %s: %r", path, lines[0][:100])
-        return None
-    if supervisor_pid is not None and writer is not None and writer != supervisor_pid:
-        return None  # written by the supervisor of another run of this id
-    ended_at = datetime.fromtimestamp(ended, timezone.utc)
-    return Observation(ENDED, exit_code=code, ended_at=ended_at, started=started,
-                       cpu_time=_cpu_time(lines), timed_out=timed_out)
-
-
-def _cpu_time(lines: list[bytes]) -> float | None:
-    """Children's user + system seconds from the ``times`` lines of an exit file, or None."""
-    if len(lines) < 3:
-        return None
-    found = _TIMES.findall(lines[2])
-    if len(found) != 2:
-        return None
-    return round(sum(int(minutes) * 60 + float(secs.replace(b",", b".")) for minutes, secs in found), 3)
-
-
 def _blocked_in_program(pid: int) -> bool:
     """True once ``pid`` runs the user's program (past the exec steps) and sleeps waiting on something."""
     found = host.proc_start(pid)
@@ -396,11 +346,6 @@ def _is_supervisor(cmdline: bytes) -> bool:
     """Whether a command line is the supervisor's (the payload runs it until it is let go)."""
     words = cmdline.split(b"\0")
     return len(words) > 1 and words[1] == os.fsencode(SUPERVISOR)
-
-
-def _timer_marks(exit_path: str) -> tuple[str, str]:
-    """The files by which a job's time-limit timer learns its program started, and says it ran out."""
-    return exit_path + ".started", exit_path + ".timeout"
 
 
 def _ignored_signals() -> list[str]:

@@ -39,7 +39,6 @@ from nodejobs.backends.base import (
     Observation,
     SubmitError,
 )
-from nodejobs.backends.local.backend import read_exit_file
 from nodejobs.backends.slurm import cli as slurm_cli
 from nodejobs.backends.slurm.cli import QueueRow, SlurmError, SlurmUnreachable
 from nodejobs.backends.slurm.script import (
@@ -52,6 +51,7 @@ from nodejobs.backends.slurm.script import (
     side_files,
 )
 from nodejobs.backends.slurm.states import end_of, is_final, is_running, pending_reason
+from nodejobs.backends.supervisor.exitfile import read_exit_file
 from nodejobs.store.files import remove_if_exists
 
 log = logging.getLogger(__name__)
