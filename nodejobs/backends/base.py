@@ -102,6 +102,9 @@ class Backend(ABC):
 
     name: ClassVar[str]
     capabilities: ClassVar[Capabilities] = Capabilities()
+    # The files this backend keeps beside a job's exit file (``exit_path + suffix``): removing a job
+    # (``rm``) removes them with it.
+    side_suffixes: ClassVar[tuple[str, ...]] = ()
 
     @abstractmethod
     def submit(self, spec: JobSpec) -> Handle:
@@ -173,6 +176,11 @@ class Backend(ABC):
         pass, in the order of ``handles``; None for a job with no live process. Without it, not called.
         """
         return [None for _ in handles]
+
+    def forget(self, handle: Handle) -> None:
+        """Drop what this instance holds of a job whose end is recorded (the lifecycle calls it once
+        the end is in the database). The job's end stays observable from its handle."""
+        return None
 
     def watch(self, handle: Handle, on_end: Callable[[], None]) -> None:
         """Call ``on_end()`` soon after the job ends, while this backend is open (optional)."""

@@ -44,7 +44,13 @@ from nodejobs.backends.base import (
 from nodejobs.backends.local.procs import Member, end_all, find_members
 from nodejobs.backends.local.reaper import Reaper
 from nodejobs.backends.local.usage import UsageMeter
-from nodejobs.backends.supervisor import HELD_BY_CHANNEL, SUPERVISOR, supervisor_args, timer_marks
+from nodejobs.backends.supervisor import (
+    HELD_BY_CHANNEL,
+    SUPERVISOR,
+    TIMER_SUFFIXES,
+    supervisor_args,
+    timer_marks,
+)
 from nodejobs.backends.supervisor.exitfile import read_exit_file
 from nodejobs.store.files import remove_if_exists
 
@@ -79,6 +85,7 @@ class LocalBackend(Backend):
 
     name = "local"
     capabilities = Capabilities(end_notification=True, resource_usage=True)
+    side_suffixes = TIMER_SUFFIXES
 
     def __init__(self, reaper: bool = True, leftover_grace: float = LEFTOVER_GRACE) -> None:
         self.leftover_grace = leftover_grace

@@ -42,6 +42,7 @@ from nodejobs.backends.base import (
 from nodejobs.backends.slurm import cli as slurm_cli
 from nodejobs.backends.slurm.cli import QueueRow, SlurmError, SlurmUnreachable
 from nodejobs.backends.slurm.script import (
+    SIDE_SUFFIXES,
     array_args,
     array_key,
     array_script,
@@ -72,6 +73,7 @@ class SlurmBackend(Backend):
     capabilities = Capabilities(
         dependencies=True, delayed_start=True, queues=True, resources=True, arrays=True
     )
+    side_suffixes = SIDE_SUFFIXES
 
     def __init__(
         self, min_interval: float = MIN_INTERVAL, max_interval: float = MAX_INTERVAL,
