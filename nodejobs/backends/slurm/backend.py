@@ -26,19 +26,8 @@ from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
 
-from nodejobs.backends.base import (
-    ENDED,
-    HELD,
-    PENDING,
-    RUNNING,
-    VANISHED,
-    Backend,
-    Capabilities,
-    Handle,
-    JobSpec,
-    Observation,
-    SubmitError,
-)
+from nodejobs.backends import base
+from nodejobs.backends.base import Backend, Capabilities, Handle, JobSpec, Observation, SubmitError
 from nodejobs.backends.slurm import cli as slurm_cli
 from nodejobs.backends.slurm.cli import QueueRow, SlurmError, SlurmUnreachable
 from nodejobs.backends.slurm.script import (
@@ -52,6 +41,7 @@ from nodejobs.backends.slurm.script import (
     side_files,
 )
 from nodejobs.backends.slurm.states import end_of, is_final, is_running, pending_reason
+from nodejobs.backends.supervisor import LEFTOVER_GRACE
 from nodejobs.backends.supervisor.exitfile import read_exit_file
 from nodejobs.store.files import remove_if_exists
 
@@ -60,7 +50,6 @@ log = logging.getLogger(__name__)
 MIN_INTERVAL = 2.0  # seconds between squeue calls while something changes
 MAX_INTERVAL = 60.0  # ... backing off to this while nothing does
 WATCHDOG_MARGIN = 10.0  # seconds beyond a cancel's grace for the job's watchdog to have ended it
-LEFTOVER_GRACE = 3.0
 NODE_LOCAL = ("/tmp/", "/var/tmp/", "/dev/shm/", "/run/")
 FORGOTTEN_REASON = "Slurm no longer knows the job and keeps no accounting: its end is unknown"
 NEVER_SATISFIED = "DependencyNeverSatisfied"
@@ -234,12 +223,12 @@ class SlurmBackend(Backend):
             return replace(ended, reason=why.reason or ended.reason, timed_out=why.timed_out)
         if row is None or row.state == "PENDING" or not (is_running(row.state) or is_final(row.state)):
             if started_at is not None:
-                return Observation(RUNNING, started_at=started_at)
+                return Observation(base.RUNNING, started_at=started_at)
             if not os.path.exists(handle["exit"] + ".go") and not os.path.exists(handle["exit"] + ".nogo"):
-                return Observation(HELD)
-            return Observation(PENDING, reason=pending_reason(row.reason if row else None))
+                return Observation(base.HELD)
+            return Observation(base.PENDING, reason=pending_reason(row.reason if row else None))
         if is_running(row.state):
-            return Observation(RUNNING, started_at=started_at)
+            return Observation(base.RUNNING, started_at=started_at)
         return self._final(handle, row.state, None, started_at)
 
     def _final(
@@ -254,8 +243,9 @@ class SlurmBackend(Backend):
             nogo = _read(handle["exit"] + ".nogo")
             if nogo == "dependency":
                 return _dependency_failed()
-            return Observation(ENDED, started=False, reason=None if nogo else f"{state} before it started")
-        return Observation(ENDED, exit_code=why.exit_code, ended_at=datetime.now(timezone.utc),
+            reason = None if nogo else f"{state} before it started"
+            return Observation(base.ENDED, started=False, reason=reason)
+        return Observation(base.ENDED, exit_code=why.exit_code, ended_at=datetime.now(timezone.utc),
                            reason=why.reason, timed_out=why.timed_out, started_at=started_at)  # fmt: skip
 
     def _forgotten(self, handles: Sequence[Handle]) -> dict[str, Observation]:
@@ -271,7 +261,7 @@ class SlurmBackend(Backend):
                 state, code = found[handle["slurm"]]
                 out[handle["slurm"]] = self._final(handle, state, code, _mark_time(handle))
             else:
-                out[handle["slurm"]] = Observation(VANISHED, reason=FORGOTTEN_REASON)
+                out[handle["slurm"]] = Observation(base.VANISHED, reason=FORGOTTEN_REASON)
         return out
 
     def _accounted(self, ids: list[str]) -> dict[str, tuple[str, int | None]] | None:
@@ -302,8 +292,8 @@ class SlurmBackend(Backend):
         processes (one ``scancel --signal=TERM --full``), and their watchdog sends SIGKILL after
         ``grace``; a job still without an exit file after that is cancelled by Slurm itself."""
         seen = self.observe(handles)
-        running = [h for h, o in zip(handles, seen) if o.state == RUNNING]
-        waiting = [h for h, o in zip(handles, seen) if o.state in (HELD, PENDING)]
+        running = [h for h, o in zip(handles, seen) if o.state == base.RUNNING]
+        waiting = [h for h, o in zip(handles, seen) if o.state in (base.HELD, base.PENDING)]
         if waiting:
             self._never_start(waiting, "stopped")
         for handle in running:
@@ -377,7 +367,7 @@ def _needs_why(ended: Observation, handle: Handle) -> bool:
 
 
 def _dependency_failed() -> Observation:
-    return Observation(ENDED, started=False, reason=NEVER_SATISFIED, dependency_failed=True)
+    return Observation(base.ENDED, started=False, reason=NEVER_SATISFIED, dependency_failed=True)
 
 
 def _mark_time(handle: Handle) -> datetime | None:

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from nodejobs.backends.base import JobSpec
 
 SUPERVISOR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "nodejobs-supervisor")
+LEFTOVER_GRACE = 3.0  # seconds a job's leftovers get between SIGTERM and SIGKILL when it ends
 HELD_BY_CHANNEL = "-"  # HOLD argument: the program waits for "go" on the supervisor's stdin
 # Files of the time-limit timer beside the exit file: the program started; the limit ran out.
 TIMER_SUFFIXES = (".started", ".timeout")
