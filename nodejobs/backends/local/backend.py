@@ -77,7 +77,7 @@ class LocalBackend(Backend):
         except OSError as exc:
             raise SubmitError(f"cannot start: {exc.strerror or exc}") from None
         try:
-            popen = launch.spawn(argv, spec, supervisor_end)
+            popen = launch.spawn(argv, spec, supervisor_end.fileno())
             pid = launch.read_pid(channel.fileno())
             sup = host.proc_start(popen.pid)
             started = host.proc_start(pid) if pid is not None else None
@@ -139,7 +139,8 @@ class LocalBackend(Backend):
         code = child.poll() if child is not None else None
         if code is not None and code >= 0:  # no exit file (e.g. disk full), but we reaped our child
             return Observation(base.ENDED, exit_code=code, ended_at=datetime.now(timezone.utc))
-        if host.is_alive(*handle["pid"], boot):
+        pid, start = handle["pid"]
+        if host.is_alive(pid, start, boot):
             return Observation(base.RUNNING)  # supervisor gone but the program runs: its end is not knowable
         reason = REBOOT_REASON if boot != host.boot_id() else LOST_REASON
         return Observation(base.VANISHED, reason=reason)

@@ -11,7 +11,6 @@ import logging
 import os
 import select
 import signal
-import socket
 import subprocess
 
 from nodejobs.backends import host
@@ -33,9 +32,9 @@ def supervisor_command(args: list[str]) -> list[str]:
     return ["nodejobs-supervisor", SUPERVISOR, *args]  # argv[0] names it in ps; /bin/sh runs it
 
 
-def spawn(argv: list[str], spec: JobSpec, stdin: socket.socket) -> subprocess.Popen:
+def spawn(argv: list[str], spec: JobSpec, stdin: int) -> subprocess.Popen:
     """Start ``argv`` (a ``supervisor_command``) detached, in ``spec``'s directory and environment,
-    writing to its logs (created, truncated)."""
+    writing to its logs (created, truncated); ``stdin`` is its end of the channel (a file descriptor)."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND
     out_fd = os.open(spec.out_path, flags, 0o600)
     try:

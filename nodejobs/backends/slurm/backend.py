@@ -93,16 +93,16 @@ class SlurmBackend(Backend):
         alike: dict[str, list[int]] = {}
         for i, spec in enumerate(specs):
             alike.setdefault(array_key(spec), []).append(i)
-        out: list[Handle | SubmitError | None] = [None] * len(specs)
+        out: dict[int, Handle | SubmitError] = {}
         for indexes in alike.values():
             group = [specs[i] for i in indexes]
+            handles: list[Handle | SubmitError]
             try:
-                handles = [self.submit(group[0])] if len(group) == 1 else self._submit_array(group)
+                handles = [self.submit(group[0])] if len(group) == 1 else list(self._submit_array(group))
             except SubmitError as exc:
                 handles = [exc] * len(group)
-            for i, handle in zip(indexes, handles):
-                out[i] = handle
-        return out  # type: ignore[return-value]
+            out.update(zip(indexes, handles))
+        return [out[i] for i in range(len(specs))]
 
     def _submit_array(self, specs: list[JobSpec]) -> list[Handle]:
         script = self._prepare_files(specs)
