@@ -1,6 +1,6 @@
 """The ``Backend`` interface: what runs a job's processes, and the contract every backend keeps.
 
-The lifecycle (``nodejobs.lifecycle``) decides everything that is policy — ids, statuses, what is
+The lifecycle (``nodejobs.engine.lifecycle``) decides everything that is policy — ids, statuses, what is
 recorded when — and holds for each run only the opaque ``handle`` a backend gave it. A backend knows
 how to create a job *held*, let it go, see whether it still runs, wait for it and cancel it. A new
 backend is a new module implementing this class plus a passing contract suite (``tests/backends/``).
@@ -82,7 +82,7 @@ class Capabilities:
     resource_usage: bool = False  # can report CPU and memory of a running job
     end_notification: bool = False  # ``watch`` calls back promptly when a job ends
     queues: bool = False  # a released job may wait in the backend's own queue (observed ``PENDING``)
-    resources: bool = False  # takes per-job resources (``nodejobs.resources``: cpus, mem, time, ...)
+    resources: bool = False  # takes per-job resources (``nodejobs.model.resources``: cpus, mem, time, ...)
     arrays: bool = False  # ``submit_many`` submits many jobs in one call (a sweep: one Slurm array)
 
 

@@ -158,7 +158,7 @@ class LocalBackend(Backend):
 
     def usage(self, handles: Sequence[Handle]) -> list[Usage | None]:
         """CPU and memory of the jobs' process trees, all measured in one read of ``/proc``
-        (``local_usage``)."""
+        (``usage``)."""
         return self._meter.usage(handles)
 
     def wait(self, handle: Handle, timeout: float | None) -> bool:

@@ -1,5 +1,5 @@
-"""The batch scripts and ``sbatch`` options of the Slurm backend (``slurm.py``): one job's script is the
-supervisor's own text with the job's arguments; an array's script picks each task's arguments,
+"""The batch scripts and ``sbatch`` options of the Slurm backend (``backend.py``): one job's script is
+the supervisor's own text with the job's arguments; an array's script picks each task's arguments,
 environment and logs by ``SLURM_ARRAY_TASK_ID``."""
 
 from __future__ import annotations
