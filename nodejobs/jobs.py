@@ -31,8 +31,6 @@ from nodejobs.store import files as logs
 from nodejobs.store.db import Changes, JobDB
 from nodejobs.store.query import JobQuery, TimeSpec
 
-# replaced by each backend's side_suffixes at merge
-_SIDE_SUFFIXES = (".started", ".timeout", ".sbatch", ".go", ".nogo", ".cancel")
 
 def default_db_path() -> str:
     """``$NODEJOBS_HOME``, else ``$XDG_DATA_HOME/nodejobs``, else ``~/.local/share/nodejobs``."""
@@ -295,7 +293,7 @@ class Jobs:
         record = self.require(job_id)
         if record.is_active:
             raise JobStillRunningError(f"job {job_id!r} is still {record.status}; stop it first")
-        self.jobdb.delete(job_id, _SIDE_SUFFIXES)
+        self._delete(record)
 
     def clean(
         self, older_than: timedelta | float | str | None = None, status: str | Iterable[str] | None = None
@@ -309,8 +307,15 @@ class Jobs:
         self.lifecycle.refresh_active()
         ended = self.jobdb.ids(query)
         for job_id in ended:
-            self.jobdb.delete(job_id, _SIDE_SUFFIXES)
+            record = self.jobdb.get(job_id)
+            if record is not None:
+                self._delete(record)
         return ended
+
+    def _delete(self, record: JobRecord) -> None:
+        """Delete an ended job's record and files, with those its backend keeps beside them."""
+        backend = self.backends(record.backend or "local")
+        self.jobdb.delete(record.self_id, backend.side_suffixes)
 
     # -- what jobs cost, and how the history changes -------------------------------------------------
 

@@ -11,7 +11,7 @@ import psutil
 from nodejobs.backends import Backends
 from nodejobs.backends.base import Backend
 from nodejobs.backends.host import is_alive
-from nodejobs.backends.local.backend import LOST_REASON, REBOOT_REASON
+from nodejobs.backends.local.backend import LOST_REASON, REBOOT_REASON, LocalBackend
 from nodejobs.backends.local.reaper import Reaper
 from nodejobs.engine.lifecycle import LAUNCHER_LOST_REASON, NOT_STARTED_REASON, Lifecycle
 from nodejobs.model.records import JobRecord
@@ -42,7 +42,8 @@ class Processes:
     @property
     def reaper(self) -> Reaper | None:
         """The local backend's reaper thread, if it runs."""
-        return getattr(self.backends("local"), "reaper", None)
+        backend = self.backends("local")
+        return backend.reaper if isinstance(backend, LocalBackend) else None
 
     def run(
         self,

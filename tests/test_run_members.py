@@ -7,7 +7,8 @@ import uuid
 import pytest
 
 from conftest import pid_alive, wait_until
-from nodejobs.backends.local.procs import RUN_MARK, close_all, end_all, find_members
+from nodejobs.backends.base import RUN_MARK
+from nodejobs.backends.local.procs import close_all, end_all, find_members
 
 
 def marked_process(tmp_path, script: str) -> tuple[str, subprocess.Popen]:

@@ -1,5 +1,6 @@
 """Backends run a job's processes behind one interface (``base.Backend``): ``local`` (this machine,
-``local.py``), ``slurm`` (a Slurm cluster, ``slurm.py``) and ``fake`` (in memory, for tests, ``fake.py``)."""
+``local/``), ``slurm`` (a Slurm cluster, ``slurm/``) and ``fake`` (in memory, for tests, ``fake.py``);
+the first two run the same supervisor (``supervisor/``)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The ``Backend`` interface: what runs a job's processes, and the contract every backend keeps.
 
-The lifecycle (``nodejobs.lifecycle``) decides everything that is policy — ids, statuses, what is
+The lifecycle (``nodejobs.engine.lifecycle``) decides everything that is policy — ids, statuses, what is
 recorded when — and holds for each run only the opaque ``handle`` a backend gave it. A backend knows
 how to create a job *held*, let it go, see whether it still runs, wait for it and cancel it. A new
 backend is a new module implementing this class plus a passing contract suite (``tests/backends/``).
@@ -18,6 +18,10 @@ from nodejobs.errors import NodeJobsError
 
 Handle = dict[str, Any]  # JSON-serialisable; stored as the record's ``handle``
 
+# Every process of a run carries ``RUN_MARK=<run id>`` in its environment (inherited by all it starts):
+# a backend gives it to the run's program, and finds the run's processes by it.
+RUN_MARK = "NODEJOBS_RUN_ID"
+
 
 class SubmitError(NodeJobsError):
     """The backend refused or could not create the job; the message is the reason to record."""
@@ -28,7 +32,7 @@ class JobSpec:
     """Everything a backend needs to run one run of a job."""
 
     job_id: str
-    run_id: str  # unique to this run; every process of the run carries it as NODEJOBS_RUN_ID
+    run_id: str  # unique to this run; every process of the run carries it as RUN_MARK
     argv: list[str]  # the program and its arguments (a shell command is already ["/bin/sh", "-c", ...])
     env: dict[str, str]  # the job's whole environment
     cwd: str
@@ -78,7 +82,7 @@ class Capabilities:
     resource_usage: bool = False  # can report CPU and memory of a running job
     end_notification: bool = False  # ``watch`` calls back promptly when a job ends
     queues: bool = False  # a released job may wait in the backend's own queue (observed ``PENDING``)
-    resources: bool = False  # takes per-job resources (``nodejobs.resources``: cpus, mem, time, ...)
+    resources: bool = False  # takes per-job resources (``nodejobs.model.resources``: cpus, mem, time, ...)
     arrays: bool = False  # ``submit_many`` submits many jobs in one call (a sweep: one Slurm array)
 
 
@@ -98,6 +102,9 @@ class Backend(ABC):
 
     name: ClassVar[str]
     capabilities: ClassVar[Capabilities] = Capabilities()
+    # The files this backend keeps beside a job's exit file (``exit_path + suffix``): removing a job
+    # (``rm``) removes them with it.
+    side_suffixes: ClassVar[tuple[str, ...]] = ()
 
     @abstractmethod
     def submit(self, spec: JobSpec) -> Handle:
@@ -169,6 +176,11 @@ class Backend(ABC):
         pass, in the order of ``handles``; None for a job with no live process. Without it, not called.
         """
         return [None for _ in handles]
+
+    def forget(self, handle: Handle) -> None:
+        """Drop what this instance holds of a job whose end is recorded (the lifecycle calls it once
+        the end is in the database). The job's end stays observable from its handle."""
+        return None
 
     def watch(self, handle: Handle, on_end: Callable[[], None]) -> None:
         """Call ``on_end()`` soon after the job ends, while this backend is open (optional)."""

@@ -17,23 +17,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from nodejobs.backends.base import (
-    ENDED,
-    HELD,
-    RUNNING,
-    Backend,
-    Capabilities,
-    Handle,
-    JobSpec,
-    Observation,
-    SubmitError,
-)
+from nodejobs.backends import base
+from nodejobs.backends.base import Backend, Capabilities, Handle, JobSpec, Observation, SubmitError
 
 
 @dataclass
 class FakeJob:
     spec: JobSpec
-    state: str = HELD
+    state: str = base.HELD
     exit_code: int | None = None
     ended_at: datetime | None = None
     started: bool = True
@@ -59,7 +50,7 @@ class FakeCluster:
             self._end(self.jobs[handle["id"]], exit_code)
 
     def _end(self, job: FakeJob, exit_code: int | None, started: bool = True) -> None:
-        job.state, job.exit_code, job.started = ENDED, exit_code, started
+        job.state, job.exit_code, job.started = base.ENDED, exit_code, started
         job.ended_at = datetime.now(timezone.utc)
         self.changed.notify_all()
 
@@ -96,12 +87,12 @@ class FakeBackend(Backend):
         self.cluster.count("release")
         with self.cluster.changed:
             job = self.cluster.jobs.get(handle["id"])
-            if job is None or job.state != HELD:
+            if job is None or job.state != base.HELD:
                 return
             if not start:
                 self.cluster._end(job, None, started=False)
                 return
-            job.state = RUNNING
+            job.state = base.RUNNING
             for words in _steps(job.spec):
                 if words[0] == "echo":
                     with open(job.spec.out_path, "a") as out:
@@ -128,7 +119,7 @@ class FakeBackend(Backend):
     def wait(self, handle: Handle, timeout: float | None) -> bool:
         job = self.cluster.jobs[handle["id"]]
         with self.cluster.changed:
-            return self.cluster.changed.wait_for(lambda: job.state == ENDED, timeout)
+            return self.cluster.changed.wait_for(lambda: job.state == base.ENDED, timeout)
 
     def cancel(self, handles: Sequence[Handle], grace: float) -> list[bool]:
         self.cluster.count("cancel")
@@ -136,10 +127,10 @@ class FakeBackend(Backend):
             for handle in handles:
                 job = self.cluster.jobs[handle["id"]]
                 job.cancels.append(grace)
-                if job.state == ENDED:
+                if job.state == base.ENDED:
                     continue
                 ignores_term = any(w[:3] == ["trap", "''", "TERM"] for w in _steps(job.spec))
-                self.cluster._end(job, 137 if ignores_term else 143, started=job.state != HELD)
+                self.cluster._end(job, 137 if ignores_term else 143, started=job.state != base.HELD)
         return [True for _ in handles]
 
     def output(self, handle: Handle) -> tuple[str, str]:

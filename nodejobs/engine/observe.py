@@ -105,9 +105,7 @@ def _fold(
     except DatabaseError as exc:
         return _unrecorded(record, new, fields, exc)
     if folded:
-        backend_forget = getattr(backend, "forget", None)
-        if backend_forget is not None:
-            backend_forget(handle)
+        backend.forget(handle)
         return ctx.reread(record.self_id)
     current = ctx.job_db.get(record.self_id)
     moved_on = current is not None and current.is_active and current.status != status

@@ -12,8 +12,7 @@ from collections.abc import Sequence
 from typing import Any, cast
 
 from nodejobs.backends import host
-from nodejobs.backends.base import Backend, Handle, JobSpec, SubmitError
-from nodejobs.backends.local.procs import RUN_MARK
+from nodejobs.backends.base import RUN_MARK, Backend, Handle, JobSpec, SubmitError
 from nodejobs.engine.context import NOT_STARTED_REASON, EngineContext, Launch, now
 from nodejobs.engine.observe import on_end, refresh
 from nodejobs.engine.preflight import check_arguments, startup_problem

@@ -14,7 +14,7 @@ import sys
 import traceback
 from typing import Any
 
-from nodejobs.backends.local.procs import RUN_MARK  # given by the backend to the program of each run
+from nodejobs.backends.base import RUN_MARK  # given by the backend to the program of each run
 from nodejobs.errors import ResultFileError
 from nodejobs.functions.callfile import (
     CALL_MAGIC,

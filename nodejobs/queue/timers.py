@@ -9,7 +9,7 @@ import os
 import subprocess
 
 from nodejobs.backends import host
-from nodejobs.backends.local.procs import RUN_MARK
+from nodejobs.backends.base import RUN_MARK
 from nodejobs.engine.lifecycle import now
 from nodejobs.store.files import write_private
 

@@ -194,3 +194,25 @@ def test_a_local_time_limit_counts_from_the_programs_start_not_from_the_hold(tmp
     seen = final(backend, handle)
     assert (seen.exit_code, seen.timed_out) == (0, False)
     backend.close()
+
+
+def test_forget_drops_nothing_the_end_needs(backend, spec):
+    handle = started(backend, spec("exit 3"))
+    assert final(backend, handle).exit_code == 3
+    backend.forget(handle)
+    backend.forget(handle)  # twice: nothing left to drop is not an error
+    seen = backend.observe([handle])[0]
+    assert (seen.state, seen.exit_code) == (ENDED, 3)
+
+
+def test_every_file_beside_the_exit_file_is_declared(backend, spec, tmp_path):
+    jobs = [spec("exit 0", timeout=600.0), spec("sleep 100", timeout=600.0)]
+    ended, cancelled = [started(backend, job) for job in jobs]
+    final(backend, ended)
+    wait_until(lambda: backend.observe([cancelled])[0].state == RUNNING, 60, message="it to run")
+    assert backend.cancel([cancelled], grace=1.0) == [True]
+    for job in jobs:
+        names = [str(path) for path in tmp_path.iterdir()]
+        beside = {name.removeprefix(job.exit_path) for name in names if name.startswith(job.exit_path + ".")}
+        assert beside <= set(backend.side_suffixes), beside
+    assert len(set(backend.side_suffixes)) == len(backend.side_suffixes)

@@ -193,10 +193,10 @@ def test_a_sweep_is_one_array_submission_with_each_jobs_own_record_logs_and_exit
 
 
 def test_rm_removes_a_slurm_jobs_script_go_file_and_marks(sjobs):
+    from nodejobs.backends.slurm.backend import SlurmBackend
     from nodejobs.backends.slurm.script import SIDE_SUFFIXES
-    from nodejobs.jobs import _SIDE_SUFFIXES as EXIT_SIDE_SUFFIXES  # each backend declares its own at merge
 
-    assert set(SIDE_SUFFIXES) <= set(EXIT_SIDE_SUFFIXES)
+    assert set(SIDE_SUFFIXES) <= set(SlurmBackend.side_suffixes)
     sjobs.wait(sjobs.run("echo x", "tidy").self_id, LONG)
     logs = sjobs.jobdb.logdir
     assert {"tidy.exit.sbatch", "tidy.exit.go", "tidy.exit.started"} <= set(os.listdir(logs))

@@ -8,74 +8,44 @@ The supervisor (``nodejobs-supervisor``, ``/bin/sh``: dash on Debian, well under
 writes its exit code to the exit file and exits with the same code; so the end is recorded even if
 the Python process that launched the job is gone. The handle names both processes by pid, start time
 and boot id (``host``), so a recycled pid is never mistaken for a job. What a job leaves running when
-its program ends is ended by the supervisor (``leftovers``), and by ``cancel``.
+its program ends is ended by the supervisor (``leftovers``), and by ``cancel``. Starting the supervisor
+and telling its held payload from the program is ``launch``; finding and ending processes, ``procs``.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-import math
 import os
-import re
-import select
-import shlex
-import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from nodejobs.backends import host
-from nodejobs.backends.base import (
-    ENDED,
-    HELD,
-    RUNNING,
-    VANISHED,
-    Backend,
-    Capabilities,
-    Handle,
-    JobSpec,
-    Observation,
-    SubmitError,
-    Usage,
-)
-from nodejobs.backends.local.procs import Member, end_all, find_members
+from nodejobs.backends import base, host
+from nodejobs.backends.base import Backend, Capabilities, Handle, JobSpec, Observation, SubmitError, Usage
+from nodejobs.backends.local import launch
+from nodejobs.backends.local.procs import Member, end_all, find_members, wait_pidfd
 from nodejobs.backends.local.reaper import Reaper
 from nodejobs.backends.local.usage import UsageMeter
+from nodejobs.backends.supervisor import (
+    HELD_BY_CHANNEL,
+    LEFTOVER_GRACE,
+    TIMER_SUFFIXES,
+    supervisor_args,
+    timer_marks,
+)
+from nodejobs.backends.supervisor.exitfile import read_exit_file
 from nodejobs.store.files import remove_if_exists
 
 log = logging.getLogger(__name__)
 
-SUPERVISOR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "supervisor",
-                          "nodejobs-supervisor")
-# Signals a launcher may ignore (nohup, `cmd &`) that a job must not inherit ignored: a shell cannot
-# undo an ignore it started with, so the supervisor is then started through env(1), which can.
-_RESETTABLE = {"INT": signal.SIGINT, "QUIT": signal.SIGQUIT, "HUP": signal.SIGHUP, "TERM": signal.SIGTERM}
-LEFTOVER_GRACE = 3.0  # seconds leftovers get between SIGTERM and SIGKILL when a job ends
 SETTLE_STEP = 0.0002  # seconds between looks at a just-released program
 REBOOT_REASON = "the machine restarted while the job was active"
 LOST_REASON = "the supervisor ended without recording an exit code (killed, or the machine restarted)"
-_MAX_POLL_MS = 2**31 - 1
-_TIMES = re.compile(rb"(\d+)m(\d+(?:[.,]\d+)?)s")
-
-
-def _poll_ms(timeout: float | None) -> int | None:
-    """A poll() timeout in ms; None or a huge value (e.g. ``math.inf``) waits without limit."""
-    if timeout is None or math.isinf(timeout):
-        return None
-    return min(_MAX_POLL_MS, max(0, math.ceil(timeout * 1000)))  # a 30-day wait is a loop of shorter ones
-
-
-def wait_pidfd(fd: int, timeout: float | None) -> bool:
-    """Block until the process behind ``fd`` exits or ``timeout`` passes; True if it exited."""
-    poller = select.poll()
-    poller.register(fd, select.POLLIN)
-    return bool(poller.poll(_poll_ms(timeout)))
 
 
 class LocalBackend(Backend):
@@ -83,6 +53,7 @@ class LocalBackend(Backend):
 
     name = "local"
     capabilities = Capabilities(end_notification=True, resource_usage=True)
+    side_suffixes = TIMER_SUFFIXES
 
     def __init__(self, reaper: bool = True, leftover_grace: float = LEFTOVER_GRACE) -> None:
         self.leftover_grace = leftover_grace
@@ -97,25 +68,17 @@ class LocalBackend(Backend):
     # -- creating ----------------------------------------------------------------------------------
 
     def submit(self, spec: JobSpec) -> Handle:
-        grace = str(self.leftover_grace)
-        limit = f"{spec.timeout:.3f}" if spec.timeout else "0"
-        argv = [
-            "nodejobs-supervisor", SUPERVISOR, spec.job_id, spec.exit_path, spec.run_id, grace,
-            "1" if spec.keep_leftovers else "0", sys.executable, limit,
-            shlex.join(spec.on_end) if spec.on_end else "", "-", *spec.argv,
-        ]  # fmt: skip
+        args = supervisor_args(spec, self.leftover_grace, HELD_BY_CHANNEL, spec.on_end)
         try:
-            ignored = _ignored_signals()
-            if ignored:
-                argv = ["env", f"--default-signal={','.join(ignored)}", "/bin/sh", *argv[1:]]
-            for path in (spec.exit_path, *_timer_marks(spec.exit_path), spec.out_path, spec.err_path):
+            argv = launch.supervisor_command(args)
+            for path in (spec.exit_path, *timer_marks(spec.exit_path), spec.out_path, spec.err_path):
                 remove_if_exists(path)  # nothing of an earlier run of the id may be taken for this one's
             channel, supervisor_end = socket.socketpair()
         except OSError as exc:
             raise SubmitError(f"cannot start: {exc.strerror or exc}") from None
         try:
-            popen = self._spawn(argv, spec, supervisor_end)
-            pid = _read_pid(channel.fileno())
+            popen = launch.spawn(argv, spec, supervisor_end.fileno())
+            pid = launch.read_pid(channel.fileno())
             sup = host.proc_start(popen.pid)
             started = host.proc_start(pid) if pid is not None else None
         except (OSError, ValueError) as exc:
@@ -139,22 +102,6 @@ class LocalBackend(Backend):
             self._held[spec.run_id] = channel
             self._children[popen.pid] = popen
         return handle
-
-    def _spawn(self, argv: list[str], spec: JobSpec, stdin: socket.socket) -> subprocess.Popen:
-        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND
-        out_fd = os.open(spec.out_path, flags, 0o600)
-        try:
-            err_fd = os.open(spec.err_path, flags, 0o600)
-            try:
-                return subprocess.Popen(
-                    argv, executable=None if argv[0] == "env" else "/bin/sh", stdin=stdin, stdout=out_fd,
-                    stderr=err_fd,
-                    cwd=spec.cwd, env=spec.env, start_new_session=True,
-                )  # fmt: skip
-            finally:
-                os.close(err_fd)
-        finally:
-            os.close(out_fd)
 
     def release(self, handle: Handle, start: bool = True) -> None:
         with self._lock:
@@ -183,7 +130,7 @@ class LocalBackend(Backend):
             return ended
         boot = handle.get("boot")
         if host.is_alive(sup_pid, sup_start, boot):
-            return Observation(RUNNING if self.released(handle) else HELD)
+            return Observation(base.RUNNING if self.released(handle) else base.HELD)
         ended = read_exit_file(handle["exit"], sup_pid)  # it may have just written it
         if ended is not None:
             return ended
@@ -191,11 +138,12 @@ class LocalBackend(Backend):
             child = self._children.get(sup_pid)
         code = child.poll() if child is not None else None
         if code is not None and code >= 0:  # no exit file (e.g. disk full), but we reaped our child
-            return Observation(ENDED, exit_code=code, ended_at=datetime.now(timezone.utc))
-        if host.is_alive(*handle["pid"], boot):
-            return Observation(RUNNING)  # supervisor gone but the program runs: its end is not knowable
+            return Observation(base.ENDED, exit_code=code, ended_at=datetime.now(timezone.utc))
+        pid, start = handle["pid"]
+        if host.is_alive(pid, start, boot):
+            return Observation(base.RUNNING)  # supervisor gone but the program runs: its end is not knowable
         reason = REBOOT_REASON if boot != host.boot_id() else LOST_REASON
-        return Observation(VANISHED, reason=reason)
+        return Observation(base.VANISHED, reason=reason)
 
     def released(self, handle: Handle) -> bool:
         """Whether the program has been let go (its pid no longer the shell waiting for "go")."""
@@ -206,11 +154,11 @@ class LocalBackend(Backend):
             cmdline = host.read_proc(f"/proc/{int(handle['pid'][0])}/cmdline")
         except (ValueError, TypeError):
             return True
-        return cmdline is None or not _is_supervisor(cmdline)
+        return cmdline is None or not launch.is_supervisor(cmdline)
 
     def usage(self, handles: Sequence[Handle]) -> list[Usage | None]:
         """CPU and memory of the jobs' process trees, all measured in one read of ``/proc``
-        (``local_usage``)."""
+        (``usage``)."""
         return self._meter.usage(handles)
 
     def wait(self, handle: Handle, timeout: float | None) -> bool:
@@ -236,7 +184,7 @@ class LocalBackend(Backend):
         deadline = time.monotonic() + timeout
         pid, start = handle["pid"]
         while host.is_alive(pid, start, handle.get("boot")):
-            if _blocked_in_program(pid) or time.monotonic() > deadline:
+            if launch.blocked_in_program(pid) or time.monotonic() > deadline:
                 return
             time.sleep(SETTLE_STEP)  # a bounded look at a process just started, not a synchronisation
         self._await_exit_record(handle, deadline - time.monotonic())  # it ended: its exit file is next
@@ -336,91 +284,3 @@ def _members_of(handle: Handle) -> list[Member]:
         boot=handle.get("boot"),
         spare=[sup_pid],
     )
-
-
-def read_exit_file(path: str, supervisor_pid: int | None = None) -> Observation | None:
-    """The end a supervisor (``supervisor_pid``, if given) wrote to ``path``, or None if not yet.
-
-    Line 1 is ``CODE WRITER STARTED``; lines 2-3 the output of the shell's ``times``: the shell's own
-    user and system time, then its children's — the job's CPU time, its whole tree (what was reaped).
-    """
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        return None
-    try:
-        lines = os.read(fd, 65536).split(b"\n")
-        ended = os.fstat(fd).st_mtime
-    finally:
-        os.close(fd)
-    words = lines[0].split()
-    try:
-        code, writer = int(words[0]), int(words[1]) if len(words) > 1 else None
-        started = words[2] != b"0" if len(words) > 2 else True
-        timed_out = len(words) > 3 and words[3] == b"timeout"
-    except (IndexError, ValueError):
-        if words:
-            log.warning("ignoring unreadable exit file %s: %r", path, lines[0][:100])
-        return None
-    if supervisor_pid is not None and writer is not None and writer != supervisor_pid:
-        return None  # written by the supervisor of another run of this id
-    ended_at = datetime.fromtimestamp(ended, timezone.utc)
-    return Observation(ENDED, exit_code=code, ended_at=ended_at, started=started,
-                       cpu_time=_cpu_time(lines), timed_out=timed_out)
-
-
-def _cpu_time(lines: list[bytes]) -> float | None:
-    """Children's user + system seconds from the ``times`` lines of an exit file, or None."""
-    if len(lines) < 3:
-        return None
-    found = _TIMES.findall(lines[2])
-    if len(found) != 2:
-        return None
-    return round(sum(int(minutes) * 60 + float(secs.replace(b",", b".")) for minutes, secs in found), 3)
-
-
-def _blocked_in_program(pid: int) -> bool:
-    """True once ``pid`` runs the user's program (past the exec steps) and sleeps waiting on something."""
-    found = host.proc_start(pid)
-    if found is None or found[1] != "S":
-        return False
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            cmdline = f.read()
-    except OSError:
-        return False
-    return not _is_supervisor(cmdline)
-
-
-def _is_supervisor(cmdline: bytes) -> bool:
-    """Whether a command line is the supervisor's (the payload runs it until it is let go)."""
-    words = cmdline.split(b"\0")
-    return len(words) > 1 and words[1] == os.fsencode(SUPERVISOR)
-
-
-def _timer_marks(exit_path: str) -> tuple[str, str]:
-    """The files by which a job's time-limit timer learns its program started, and says it ran out."""
-    return exit_path + ".started", exit_path + ".timeout"
-
-
-def _ignored_signals() -> list[str]:
-    """The resettable signals this process ignores (read from the kernel: what a child inherits)."""
-    with open("/proc/self/status") as f:
-        mask = next(int(line.split()[1], 16) for line in f if line.startswith("SigIgn:"))
-    return [name for name, number in _RESETTABLE.items() if mask & (1 << (number - 1))]
-
-
-def _read_pid(fd: int, timeout: float = 10.0) -> int | None:
-    """Read the payload pid the supervisor writes on its channel (None if it never does)."""
-    data = b""
-    poller = select.poll()
-    poller.register(fd, select.POLLIN | select.POLLHUP)
-    while not data.endswith(b"\n"):
-        if not poller.poll(int(timeout * 1000)):
-            log.warning("supervisor did not report the payload pid within %.0f s", timeout)
-            return None
-        chunk = os.read(fd, 64)
-        if not chunk:
-            return None
-        data += chunk
-    return int(data)

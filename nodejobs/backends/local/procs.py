@@ -18,12 +18,27 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 
 from nodejobs.backends import host
+from nodejobs.backends.base import RUN_MARK
 
-RUN_MARK = "NODEJOBS_RUN_ID"
 PF_KTHREAD = 0x00200000  # /proc/<pid>/stat flag of a kernel thread (whose environment is always empty)
 ENVIRON_FIRST_PAUSE = 0.0005  # s; an empty environment is read again after this, then twice as long...
 ENVIRON_LAST_PAUSE = 0.008  # ...up to this (about 16 ms in all)
 SWEEPS = 5  # find-and-end rounds: what is forked during one round (or was mid-exec) is found by the next
+_MAX_POLL_MS = 2**31 - 1
+
+
+def _poll_ms(timeout: float | None) -> int | None:
+    """A poll() timeout in ms; None or a huge value (e.g. ``math.inf``) waits without limit."""
+    if timeout is None or math.isinf(timeout):
+        return None
+    return min(_MAX_POLL_MS, max(0, math.ceil(timeout * 1000)))  # a 30-day wait is a loop of shorter ones
+
+
+def wait_pidfd(fd: int, timeout: float | None) -> bool:
+    """Block until the process behind ``fd`` exits or ``timeout`` passes; True if it exited."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(_poll_ms(timeout)))
 
 
 class Member:

@@ -58,7 +58,8 @@ class _Inotify:
 
     def read(self) -> tuple[list[str], bool]:
         """Paths written since the last read, and whether events were lost (queue overflow)."""
-        paths, overflow = [], False
+        paths: list[str] = []
+        overflow = False
         while True:
             try:
                 data = os.read(self.fd, 64 * 1024)
@@ -149,8 +150,9 @@ class Reaper:
             self._sweep()
 
     def _read_events(self) -> None:
+        paths: list[str] = []
         if self._inotify is None:
-            paths, overflow = [], True
+            overflow = True
         else:
             paths, overflow = self._inotify.read()
         with self._lock:

@@ -26,23 +26,12 @@ from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
 
-from nodejobs.backends.base import (
-    ENDED,
-    HELD,
-    PENDING,
-    RUNNING,
-    VANISHED,
-    Backend,
-    Capabilities,
-    Handle,
-    JobSpec,
-    Observation,
-    SubmitError,
-)
-from nodejobs.backends.local.backend import read_exit_file
+from nodejobs.backends import base
+from nodejobs.backends.base import Backend, Capabilities, Handle, JobSpec, Observation, SubmitError
 from nodejobs.backends.slurm import cli as slurm_cli
 from nodejobs.backends.slurm.cli import QueueRow, SlurmError, SlurmUnreachable
 from nodejobs.backends.slurm.script import (
+    SIDE_SUFFIXES,
     array_args,
     array_key,
     array_script,
@@ -52,6 +41,8 @@ from nodejobs.backends.slurm.script import (
     side_files,
 )
 from nodejobs.backends.slurm.states import end_of, is_final, is_running, pending_reason
+from nodejobs.backends.supervisor import LEFTOVER_GRACE
+from nodejobs.backends.supervisor.exitfile import read_exit_file
 from nodejobs.store.files import remove_if_exists
 
 log = logging.getLogger(__name__)
@@ -59,7 +50,6 @@ log = logging.getLogger(__name__)
 MIN_INTERVAL = 2.0  # seconds between squeue calls while something changes
 MAX_INTERVAL = 60.0  # ... backing off to this while nothing does
 WATCHDOG_MARGIN = 10.0  # seconds beyond a cancel's grace for the job's watchdog to have ended it
-LEFTOVER_GRACE = 3.0
 NODE_LOCAL = ("/tmp/", "/var/tmp/", "/dev/shm/", "/run/")
 FORGOTTEN_REASON = "Slurm no longer knows the job and keeps no accounting: its end is unknown"
 NEVER_SATISFIED = "DependencyNeverSatisfied"
@@ -72,6 +62,7 @@ class SlurmBackend(Backend):
     capabilities = Capabilities(
         dependencies=True, delayed_start=True, queues=True, resources=True, arrays=True
     )
+    side_suffixes = SIDE_SUFFIXES
 
     def __init__(
         self, min_interval: float = MIN_INTERVAL, max_interval: float = MAX_INTERVAL,
@@ -102,16 +93,16 @@ class SlurmBackend(Backend):
         alike: dict[str, list[int]] = {}
         for i, spec in enumerate(specs):
             alike.setdefault(array_key(spec), []).append(i)
-        out: list[Handle | SubmitError | None] = [None] * len(specs)
+        out: dict[int, Handle | SubmitError] = {}
         for indexes in alike.values():
             group = [specs[i] for i in indexes]
+            handles: list[Handle | SubmitError]
             try:
-                handles = [self.submit(group[0])] if len(group) == 1 else self._submit_array(group)
+                handles = [self.submit(group[0])] if len(group) == 1 else list(self._submit_array(group))
             except SubmitError as exc:
                 handles = [exc] * len(group)
-            for i, handle in zip(indexes, handles):
-                out[i] = handle
-        return out  # type: ignore[return-value]
+            out.update(zip(indexes, handles))
+        return [out[i] for i in range(len(specs))]
 
     def _submit_array(self, specs: list[JobSpec]) -> list[Handle]:
         script = self._prepare_files(specs)
@@ -232,12 +223,12 @@ class SlurmBackend(Backend):
             return replace(ended, reason=why.reason or ended.reason, timed_out=why.timed_out)
         if row is None or row.state == "PENDING" or not (is_running(row.state) or is_final(row.state)):
             if started_at is not None:
-                return Observation(RUNNING, started_at=started_at)
+                return Observation(base.RUNNING, started_at=started_at)
             if not os.path.exists(handle["exit"] + ".go") and not os.path.exists(handle["exit"] + ".nogo"):
-                return Observation(HELD)
-            return Observation(PENDING, reason=pending_reason(row.reason if row else None))
+                return Observation(base.HELD)
+            return Observation(base.PENDING, reason=pending_reason(row.reason if row else None))
         if is_running(row.state):
-            return Observation(RUNNING, started_at=started_at)
+            return Observation(base.RUNNING, started_at=started_at)
         return self._final(handle, row.state, None, started_at)
 
     def _final(
@@ -252,8 +243,9 @@ class SlurmBackend(Backend):
             nogo = _read(handle["exit"] + ".nogo")
             if nogo == "dependency":
                 return _dependency_failed()
-            return Observation(ENDED, started=False, reason=None if nogo else f"{state} before it started")
-        return Observation(ENDED, exit_code=why.exit_code, ended_at=datetime.now(timezone.utc),
+            reason = None if nogo else f"{state} before it started"
+            return Observation(base.ENDED, started=False, reason=reason)
+        return Observation(base.ENDED, exit_code=why.exit_code, ended_at=datetime.now(timezone.utc),
                            reason=why.reason, timed_out=why.timed_out, started_at=started_at)  # fmt: skip
 
     def _forgotten(self, handles: Sequence[Handle]) -> dict[str, Observation]:
@@ -269,7 +261,7 @@ class SlurmBackend(Backend):
                 state, code = found[handle["slurm"]]
                 out[handle["slurm"]] = self._final(handle, state, code, _mark_time(handle))
             else:
-                out[handle["slurm"]] = Observation(VANISHED, reason=FORGOTTEN_REASON)
+                out[handle["slurm"]] = Observation(base.VANISHED, reason=FORGOTTEN_REASON)
         return out
 
     def _accounted(self, ids: list[str]) -> dict[str, tuple[str, int | None]] | None:
@@ -300,8 +292,8 @@ class SlurmBackend(Backend):
         processes (one ``scancel --signal=TERM --full``), and their watchdog sends SIGKILL after
         ``grace``; a job still without an exit file after that is cancelled by Slurm itself."""
         seen = self.observe(handles)
-        running = [h for h, o in zip(handles, seen) if o.state == RUNNING]
-        waiting = [h for h, o in zip(handles, seen) if o.state in (HELD, PENDING)]
+        running = [h for h, o in zip(handles, seen) if o.state == base.RUNNING]
+        waiting = [h for h, o in zip(handles, seen) if o.state in (base.HELD, base.PENDING)]
         if waiting:
             self._never_start(waiting, "stopped")
         for handle in running:
@@ -375,7 +367,7 @@ def _needs_why(ended: Observation, handle: Handle) -> bool:
 
 
 def _dependency_failed() -> Observation:
-    return Observation(ENDED, started=False, reason=NEVER_SATISFIED, dependency_failed=True)
+    return Observation(base.ENDED, started=False, reason=NEVER_SATISFIED, dependency_failed=True)
 
 
 def _mark_time(handle: Handle) -> datetime | None:

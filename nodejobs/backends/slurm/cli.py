@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import subprocess
 import threading
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from nodejobs.errors import BackendError
@@ -24,6 +25,7 @@ DEADLINE = 60.0
 UNREACHABLE = ("Unable to contact slurm controller", "Socket timed out", "Connection refused",
                "Zero Bytes were transmitted")  # fmt: skip
 NO_ACCOUNTING = "accounting storage is disabled"
+_TASK_RANGE = re.compile(r"(\d+)_\[([0-9,%-]+)\]")  # array tasks not split yet: 123_[5-9]
 
 
 class SlurmError(BackendError):
@@ -136,12 +138,7 @@ def squeue(ids: Sequence[str]) -> dict[str, QueueRow]:
         if "Invalid job id" in done.stderr:  # only for a single id it no longer knows
             return {}
         raise SlurmUnreachable(f"Slurm's squeue failed: {last_line(done.stderr)}")
-    rows: dict[str, QueueRow] = {}
-    for line in done.stdout.splitlines():
-        parts = line.strip().split("|")
-        if len(parts) == 3:
-            rows[parts[0]] = QueueRow(parts[1].split()[0] if parts[1] else "UNKNOWN", parts[2])
-    return rows
+    return parse_squeue(done.stdout, ids)
 
 
 def scancel(ids: Sequence[str], signal: str | None = None) -> None:
@@ -164,12 +161,56 @@ def sacct(ids: Sequence[str], completion: bool) -> dict[str, tuple[str, int | No
         if NO_ACCOUNTING in done.stderr or "JobCompType" in done.stderr or "not configured" in done.stderr:
             return None
         raise SlurmError(f"Slurm's sacct failed: {last_line(done.stderr)}")
-    found: dict[str, tuple[str, int | None]] = {}
-    for line in done.stdout.splitlines():
+    return parse_sacct(done.stdout, ids)
+
+
+# -- reading their answers (pure: the text in, the rows out) ------------------------------------------
+
+
+def parse_squeue(text: str, ids: Collection[str]) -> dict[str, QueueRow]:
+    """The rows of the jobs ``ids`` in squeue's ``%i|%T|%r`` output; other lines are ignored."""
+    wanted = frozenset(ids)
+    rows: dict[str, QueueRow] = {}
+    for line in text.splitlines():
         parts = line.strip().split("|")
-        if len(parts) >= 3 and parts[0] in ids:
-            found[parts[0]] = (parts[1].split()[0], _exit_code(parts[2]))
+        if len(parts) == 3:
+            row = QueueRow(parts[1].split()[0] if parts[1].strip() else "UNKNOWN", parts[2])
+            rows.update((job_id, row) for job_id in named_ids(parts[0], wanted))
+    return rows
+
+
+def parse_sacct(text: str, ids: Collection[str]) -> dict[str, tuple[str, int | None]]:
+    """``(state, exit code)`` of the jobs ``ids`` in sacct's ``JobID|State|ExitCode`` output (``-P``);
+    other lines are ignored."""
+    wanted = frozenset(ids)
+    found: dict[str, tuple[str, int | None]] = {}
+    for line in text.splitlines():
+        parts = line.strip().split("|")
+        if len(parts) >= 3 and parts[1].strip():
+            ended = (parts[1].split()[0], _exit_code(parts[2]))
+            found.update((job_id, ended) for job_id in named_ids(parts[0], wanted))
     return found
+
+
+def named_ids(field: str, ids: frozenset[str]) -> list[str]:
+    """The ids among ``ids`` that a JobID field names: itself (``123``, array task ``123_4``), or the
+    tasks of a range Slurm has not split yet (``123_[5-9]``, ``123_[1,3,5-7%2]``: ``%`` a throttle)."""
+    field = field.strip()
+    found = _TASK_RANGE.fullmatch(field)
+    if found is None:
+        return [field] if field in ids else []
+    array, spec = found.group(1), found.group(2).partition("%")[0]
+    tasks: set[int] = set()
+    for part in spec.split(","):
+        first, _, last = part.partition("-")
+        if first.isdigit() and (not last or last.isdigit()):
+            tasks.update(range(int(first), int(last or first) + 1))
+    out = []
+    for job_id in sorted(ids):
+        head, sep, task = job_id.partition("_")
+        if sep and head == array and task.isdigit() and int(task) in tasks:
+            out.append(job_id)
+    return out
 
 
 def _exit_code(text: str) -> int | None:

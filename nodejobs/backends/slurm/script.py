@@ -1,5 +1,5 @@
-"""The batch scripts and ``sbatch`` options of the Slurm backend (``slurm.py``): one job's script is the
-supervisor's own text with the job's arguments; an array's script picks each task's arguments,
+"""The batch scripts and ``sbatch`` options of the Slurm backend (``backend.py``): one job's script is
+the supervisor's own text with the job's arguments; an array's script picks each task's arguments,
 environment and logs by ``SLURM_ARRAY_TASK_ID``."""
 
 from __future__ import annotations
@@ -9,23 +9,23 @@ import json
 import math
 import os
 import shlex
-import sys
 import time
 from collections.abc import Sequence
 
 from nodejobs.backends.base import JobSpec
-from nodejobs.backends.local.backend import SUPERVISOR
+from nodejobs.backends.supervisor import SUPERVISOR, TIMER_SUFFIXES, supervisor_args
 
 PER_JOB_ENV = ("NODEJOBS_JOB_ID", "NODEJOBS_SLOT")  # set by each array task's own lines
 RESOURCE_FLAGS = {"cpus": "--cpus-per-task", "mem": "--mem", "time": "--time", "gpus": "--gpus",
                   "partition": "--partition"}  # fmt: skip
-SIDE_SUFFIXES = (".sbatch", ".go", ".nogo", ".started", ".timeout", ".cancel")  # beside the exit file
+# The files a Slurm job keeps beside its exit file: batch script, go/no-go, timer marks, cancel note.
+SIDE_SUFFIXES = (".sbatch", ".go", ".nogo", *TIMER_SUFFIXES, ".cancel")
 
 
 def batch_script(spec: JobSpec, grace: float) -> str:
     """The batch script of ``spec``: the supervisor's own text, run with the job's arguments."""
     header = f"#!/bin/sh\n# nodejobs job {spec.job_id} (run {spec.run_id}), by nodejobs' Slurm backend\n"
-    return f"{header}set -- {shlex.join(_supervisor_args(spec, grace))}\n{_supervisor_text()}"
+    return f"{header}{_set_arguments(spec, grace)}\n{_supervisor_text()}"
 
 
 def array_script(specs: Sequence[JobSpec], grace: float) -> str:
@@ -37,16 +37,16 @@ def array_script(specs: Sequence[JobSpec], grace: float) -> str:
         own = [k for k in PER_JOB_ENV if k in spec.env]
         exports = "".join(f"{k}={shlex.quote(spec.env[k])}; export {k}; " for k in own)
         files = f"nodejobs_out={shlex.quote(spec.out_path)}; nodejobs_err={shlex.quote(spec.err_path)}"
-        lines.append(f"{i}) {files}; {exports}set -- {shlex.join(_supervisor_args(spec, grace))} ;;")
+        lines.append(f"{i}) {files}; {exports}{_set_arguments(spec, grace)} ;;")
     lines.append('*) echo "nodejobs: no task ${SLURM_ARRAY_TASK_ID:-} in this array" >&2; exit 125 ;;')
     lines += ["esac", 'exec >>"$nodejobs_out" 2>>"$nodejobs_err"']
     return "\n".join(lines) + "\n" + _supervisor_text()
 
 
-def _supervisor_args(spec: JobSpec, grace: float) -> list[str]:
-    limit = f"{spec.timeout:.3f}" if spec.timeout else "0"
-    return [spec.job_id, spec.exit_path, spec.run_id, str(grace), "1" if spec.keep_leftovers else "0",
-            sys.executable, limit, "", spec.exit_path, *spec.argv]  # fmt: skip
+def _set_arguments(spec: JobSpec, grace: float) -> str:
+    """The shell line that gives the supervisor's text its arguments: held by the job's go-file, no
+    ``on_end`` (what runs on a compute node never touches the database)."""
+    return f"set -- {shlex.join(supervisor_args(spec, grace, spec.exit_path, None))}"
 
 
 @functools.cache
