@@ -80,7 +80,7 @@ class Processes:
         if not is_alive(record.last_pid, record.pid_start, record.boot_id):
             return None
         proc = psutil.Process(record.last_pid)
-        proc.job_id = job_id  # type: ignore[attr-defined]
+        proc.job_id = job_id  # type: ignore[attr-defined]  # 0.6.2 tags the psutil process with its id
         return proc
 
     def list(self) -> builtins.list[psutil.Process]:

@@ -159,7 +159,7 @@ def find_members(
             (pid in live_roots and host.is_alive(pid, live_roots[pid], boot))
             or (pid in tree and st[0] in tree)
             or (group is not None and st[1] == group)
-            or (pid in marked and _environ_has(pid, mark))  # type: ignore[arg-type]
+            or (mark is not None and pid in marked and _environ_has(pid, mark))
         ):
             members.append(Member(pid, fd))
         else:

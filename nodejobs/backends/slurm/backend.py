@@ -170,7 +170,7 @@ class SlurmBackend(Backend):
         seen: list[Observation | None] = [_exit_observation(h) for h in handles]
         ask = [i for i, (h, o) in enumerate(zip(handles, seen)) if o is None or _needs_why(o, h)]
         if not ask:
-            return seen  # type: ignore[return-value]
+            return _filled(seen)
         rows, taken = self._queue([handles[i]["slurm"] for i in ask])
         forgotten: list[int] = []
         for i in ask:
@@ -187,7 +187,7 @@ class SlurmBackend(Backend):
         if never:
             self._never_start(never, "dependency")
             seen = [_dependency_failed() if o and o.reason == NEVER_SATISFIED else o for o in seen]
-        return seen  # type: ignore[return-value]
+        return _filled(seen)
 
     def _queue(self, ids: Sequence[str], force: bool = False) -> tuple[dict[str, QueueRow], float]:
         """squeue's rows for every watched job (``ids`` join them), asked at most once per interval
@@ -340,6 +340,13 @@ class SlurmBackend(Backend):
         """How many jobs the next squeue call asks about."""
         with self._lock:
             return len(self._watched)
+
+
+def _filled(seen: list[Observation | None]) -> list[Observation]:
+    """The observations of ``observe``, every one filled in by then."""
+    filled = [o for o in seen if o is not None]
+    assert len(filled) == len(seen), "every handle is observed"
+    return filled
 
 
 def _id_order(slurm_id: str) -> tuple[int, ...]:
