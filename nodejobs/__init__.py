@@ -22,8 +22,7 @@ from nodejobs.model.records import JobFilter, JobRecord, JobRecordDict, JobStatu
 from nodejobs.model.schema import BaseData, Choices
 from nodejobs.processes import Processes
 from nodejobs.store.db import JobDB
-
-__version__ = "0.1.0"
+from nodejobs.version import __version__ as __version__
 
 __all__ = [
     "BackendError",

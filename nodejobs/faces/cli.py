@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import NoReturn
 
-from nodejobs import __version__
 from nodejobs.errors import BadUsage, InvalidInputError, JobNotFoundError, NodeJobsError
 from nodejobs.faces import actions
 from nodejobs.faces.arguments import log_stream, parse_env, queue_options
@@ -25,6 +24,7 @@ from nodejobs.jobs import Jobs, default_db_path
 from nodejobs.model.frames import queue_positions
 from nodejobs.model.records import JobRecord, JobStatus
 from nodejobs.report.wording import failure_tail, summary
+from nodejobs.version import __version__
 
 HINT = "nodejobs ls lists them"
 BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a coreutils program whose reader went away
