@@ -1,10 +1,13 @@
-"""``python -m nodejobs.backends.leftovers PGID RUN_ID GRACE EXIT_CODE [SPARE]``: end a local job's
-processes: the members of its process group ``PGID`` and the carriers of its ``RUN_ID`` mark (but this
-process and ``SPARE``) get SIGTERM, and SIGKILL after ``GRACE`` seconds; then it exits with ``EXIT_CODE``.
+"""``python -m nodejobs.backends.supervisor.leftovers PGID RUN_ID GRACE EXIT_CODE [SPARE]``: end a run's
+processes on this machine: the members of its process group ``PGID`` and the carriers of its ``RUN_ID``
+mark (but this process and ``SPARE``) get SIGTERM, and SIGKILL after ``GRACE`` seconds; then it exits
+with ``EXIT_CODE``.
 
 The supervisor runs this (by ``exec``, after writing the exit file) only when processes of the run
 outlived its program, exiting with the job's code as the supervisor would have; its time-limit timer
-runs it to end a job that ran out of time, sparing the supervisor, which records the end.
+runs it to end a job that ran out of time, sparing the supervisor, which records the end. A held job's
+watchdog (Slurm) runs it when the job is sent SIGTERM, and when the supervisor is gone without having
+ended the run (SIGKILLed): whatever the cluster's process tracking, nothing of the run outlives it.
 """
 
 from __future__ import annotations
