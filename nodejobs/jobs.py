@@ -1,4 +1,5 @@
-"""``Jobs``: the nodejobs API — run, stop, inspect and follow background jobs."""
+"""``Jobs``: the nodejobs API — run, stop, inspect and follow background jobs. (``default_db_path`` is
+importable from here too, as in the original nodejobs.)"""
 
 from __future__ import annotations
 
@@ -29,15 +30,8 @@ from nodejobs.queue.dispatcher import Queue
 from nodejobs.report.usage import JobUsage, JobUsageDict
 from nodejobs.store import files as logs
 from nodejobs.store.db import Changes, JobDB
+from nodejobs.store.paths import default_db_path
 from nodejobs.store.query import JobQuery, TimeSpec
-
-
-def default_db_path() -> str:
-    """``$NODEJOBS_HOME``, else ``$XDG_DATA_HOME/nodejobs``, else ``~/.local/share/nodejobs``."""
-    if os.environ.get("NODEJOBS_HOME"):
-        return os.path.expanduser(os.environ["NODEJOBS_HOME"])
-    data_home = os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share")
-    return os.path.join(data_home, "nodejobs")
 
 
 class Jobs:
@@ -217,15 +211,26 @@ class Jobs:
         if self.queue.has_queued():
             self.queue.dispatch()
 
-    def list_status(self, filter: JobFilter | dict | None = None, **criteria: Any) -> JobRecordDict:
-        """Up-to-date records matching ``filter`` (any JobRecord fields, by equality) and the criteria
-        (``JobQuery.make``): ``status`` (one, several, ``"active"``, ``"ended"``), ``id_glob``
-        (``"train-*"``) or ``id_prefix``, a range of start times (``since``/``until``: a datetime, an
-        age such as ``"2h"``, or seconds ago). ``order="newest"`` lists the newest first; ``limit`` keeps
-        the first N. All done by SQLite; only the active jobs are brought up to date first, so the cost
-        follows what is listed, not the history.
+    def list_status(
+        self,
+        filter: JobFilter | dict | None = None,
+        *,
+        status: str | Iterable[str] | None = None,
+        id_glob: str | None = None,
+        id_prefix: str | None = None,
+        since: TimeSpec | None = None,
+        until: TimeSpec | None = None,
+        order: str = "oldest",
+        limit: int | None = None,
+    ) -> JobRecordDict:
+        """Up-to-date records matching ``filter`` (any JobRecord fields, by equality) and the criteria:
+        ``status`` (one, several, ``"active"``, ``"ended"``), an id glob (``"train-*"``) or prefix, a range
+        of start times (``since``/``until``: a datetime, an age such as ``"2h"``, or seconds ago).
+        ``order="newest"`` lists the newest first; ``limit`` keeps the first N. All done by SQLite; only
+        the active jobs are brought up to date first, so the cost follows what is listed, not the history.
         """
-        query = JobQuery.make(filter, **criteria)
+        query = JobQuery.make(filter, status=status, id_glob=id_glob, id_prefix=id_prefix, since=since,
+                              until=until, order=order, limit=limit)  # fmt: skip
         self.lifecycle.refresh_active()
         self._dispatch()
         return self.jobdb.list_status(query)
@@ -280,7 +285,7 @@ class Jobs:
             raise JobStillRunningError(f"job {job_id!r} is still {record.status}; stop it first")
         if not without_env:
             check_envs_again(record, envs)
-        call = self.call_of(record)  # a function job runs its pickled call again
+        call = self.functions.call_of(record)  # a function job runs its pickled call again
         command = record.command if record.shell else shlex.split(record.command or "")
         return self.run(
             call.command if call else command, job_id, cwd=record.cwd, envs=envs,
@@ -370,14 +375,6 @@ class Jobs:
     def result(self, job_id: str, timeout: float | None = None) -> Any:
         """The return value of function job ``job_id`` once it has ended (``FunctionJobs.result``)."""
         return self.functions.result(job_id, timeout)
-
-    def call_of(self, record: JobRecord) -> FunctionCall | None:
-        """The pickled call a record's job runs (``rerun`` runs it again), or None: not a function job."""
-        return self.functions.call_of(record)
-
-    def check_run_options(self, options: dict[str, Any]) -> None:
-        """``ValueError`` unless every name is an option of ``run`` (or ``prefix``)."""
-        self.functions.check_run_options(options)
 
     def submit_pickled(self, fn: Any, payload: bytes, run_options: dict[str, Any]) -> JobRecord:
         """Submit a call pickled by ``callfile.pickle_call`` (run options checked) as a function job."""

@@ -73,3 +73,11 @@ class JobPaths:
         """Every file of the job that the store knows of (a backend's side files aside)."""
         scripts = [self.script(extension) for extension in SCRIPT_EXTENSIONS]
         return [self.out, self.err, self.exit, self.pending, *scripts, *self.calls()]
+
+
+def default_db_path() -> str:
+    """``$NODEJOBS_HOME``, else ``$XDG_DATA_HOME/nodejobs``, else ``~/.local/share/nodejobs``."""
+    if os.environ.get("NODEJOBS_HOME"):
+        return os.path.expanduser(os.environ["NODEJOBS_HOME"])
+    data_home = os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share")
+    return os.path.join(data_home, "nodejobs")
