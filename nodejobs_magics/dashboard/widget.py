@@ -127,10 +127,10 @@ class JobDashboard(widgets.VBox):
             changed = self.window.update(self.status_filter.value)
             if self.selected is not None and self._gone(self.selected):
                 self.selected = None
-            self._show_rows(changed, used)
             shown, total = len(self.window.records), self.window.total
             count = f"{shown:,} jobs" if shown == total else f"{shown:,} of {total:,} jobs"
-            set_value(self.count_label, count)
+            set_value(self.count_label, count)  # first: whoever sees the new rows sees their count
+            self._show_rows(changed, used)
             if self.selected is None and self.window.records:
                 self.select(next(iter(self.window.records)))
             elif self.selected is not None:
