@@ -18,7 +18,8 @@ from nodejobs.errors import (
     UnpicklableError,
 )
 from nodejobs.jobs import Jobs, default_db_path
-from nodejobs.model.records import JobFilter, JobRecord, JobRecordDict, JobStatus
+from nodejobs.model.listings import JobRecordDict
+from nodejobs.model.records import JobFilter, JobRecord, JobStatus
 from nodejobs.model.schema import BaseData, Choices
 from nodejobs.processes import Processes
 from nodejobs.store.db import JobDB

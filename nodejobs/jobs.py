@@ -18,8 +18,9 @@ from nodejobs.errors import InvalidInputError, JobExistsError, JobNotFoundError,
 from nodejobs.functions.api import FunctionCall, FunctionJobs
 from nodejobs.functions.executor import JobExecutor
 from nodejobs.model.ids import numbered, readable_base, sweep
+from nodejobs.model.listings import JobRecordDict
 from nodejobs.model.options import DEFAULT_GROUP, check_after, check_group, check_limit
-from nodejobs.model.records import JobFilter, JobRecord, JobRecordDict
+from nodejobs.model.records import JobFilter, JobRecord
 from nodejobs.model.resources import check_resources
 from nodejobs.model.resources import loads as load_resources
 from nodejobs.model.states import ACTIVE_STATUSES

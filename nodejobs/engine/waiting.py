@@ -10,7 +10,8 @@ from collections.abc import Callable, Iterator
 
 from nodejobs.engine.lifecycle import Lifecycle
 from nodejobs.errors import InvalidInputError
-from nodejobs.model.records import JobRecord, JobRecordDict
+from nodejobs.model.listings import JobRecordDict
+from nodejobs.model.records import JobRecord
 from nodejobs.store import files as logs
 
 FOLLOW_INTERVAL = 0.2

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 from nodejobs.errors import BadUsage, FunctionError, InvalidInputError, JobNotFoundError, JobStillRunningError
 from nodejobs.faces.arguments import after_ids, parse_env, resource_options, tag
-from nodejobs.model.records import JobFilter, JobRecord, JobRecordDict
+from nodejobs.model.listings import JobRecordDict
+from nodejobs.model.records import JobFilter, JobRecord
 
 if TYPE_CHECKING:
     import argparse

@@ -20,7 +20,8 @@ from typing import Any, Protocol
 
 from nodejobs.errors import FunctionError, NodeJobsError, RemoteTraceback
 from nodejobs.functions import callfile as calls
-from nodejobs.model.records import JobRecord, JobRecordDict
+from nodejobs.model.listings import JobRecordDict
+from nodejobs.model.records import JobRecord
 from nodejobs.model.states import JobStatus
 
 log = logging.getLogger(__name__)

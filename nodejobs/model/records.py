@@ -1,4 +1,4 @@
-"""The job records: ``JobRecord``, ``JobFilter``, ``JobRecordDict`` and job id rules."""
+"""The job records: ``JobRecord``, ``JobFilter`` and job id rules (``listings``: a listing of records)."""
 
 import html
 import json
@@ -11,7 +11,7 @@ from nodejobs.errors import InvalidJobIdError
 from nodejobs.model.schema import BaseData
 from nodejobs.model.states import ACTIVE_STATUSES, JobStatus
 
-__all__ = ["ACTIVE_STATUSES", "JobFilter", "JobRecord", "JobRecordDict", "JobStatus", "validate_job_id"]
+__all__ = ["ACTIVE_STATUSES", "JobFilter", "JobRecord", "JobStatus", "validate_job_id"]
 
 MAX_JOB_ID_LENGTH = 128
 MAX_JOB_ID_BYTES = 200  # the id plus its longest file suffix must fit NAME_MAX (255 bytes)
@@ -158,24 +158,3 @@ class JobFilter(BaseData):
     @classmethod
     def get_keys(cls) -> tuple[dict, dict]:
         return {}, {k: (dict if k == "tags" else t, None) for k, t in JobRecord._types.items()}
-
-
-class JobRecordDict(dict):
-    """Job id -> ``JobRecord``, in the order the database listed them."""
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        if not isinstance(value, JobRecord):
-            value = JobRecord(value)
-        super().__setitem__(key, value)
-
-    def to_dataframe(self) -> "Any":
-        """A pandas DataFrame indexed by job id: the same columns and dtypes whatever the records hold
-        (``string``, ``Int64``, ``datetime64[ns, UTC]``, ``timedelta64[ns]``), even when empty; then one
-        column per tag key (dtype inferred; missing values NA), unless a built-in column has that name.
-        ``cpu_time`` and ``duration`` are timedeltas, ``max_rss`` bytes."""
-        from nodejobs.model import frames  # pandas is imported only by the first table asked for
-
-        return frames.to_dataframe(self)
-
-    def _repr_html_(self) -> str:
-        return self.to_dataframe()._repr_html_()

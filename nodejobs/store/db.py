@@ -17,11 +17,11 @@ from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
 from nodejobs.errors import DatabaseError, InvalidInputError, JobExistsError
+from nodejobs.model.listings import JobRecordDict
 from nodejobs.model.options import DEFAULT_GROUP
 from nodejobs.model.records import (
     JobFilter,
     JobRecord,
-    JobRecordDict,
     JobStatus,
     parse_ids,
     validate_job_id,
