@@ -22,6 +22,7 @@ from nodejobs.faces.grammar import CLI, add_options, commands, find_command, nor
 from nodejobs.faces.waiting import FAILED, OK, TIMED_OUT, USAGE, exit_status, wait_many
 from nodejobs.jobs import Jobs, default_db_path
 from nodejobs.model.frames import queue_positions
+from nodejobs.model.options import DEFAULT_GROUP
 from nodejobs.model.records import JobRecord, JobStatus
 from nodejobs.report.wording import failure_tail, summary
 from nodejobs.version import __version__
@@ -83,7 +84,7 @@ def _age(when: datetime | None) -> str:
 def _table(records: Sequence[JobRecord]) -> str:
     """The ``ls`` table; with GROUP, POS (place in its group's queue) and REASON once any job is queued
     or in a group other than the default one."""
-    queue_view = any(r.status == JobStatus.c_queued or (r.group or "default") != "default" for r in records)
+    queue_view = any(r.status == JobStatus.c_queued or r.group not in (None, DEFAULT_GROUP) for r in records)
     places = queue_positions(records)
     header: tuple[str, ...] = ("ID", "STATUS", "EXIT", "PID", "STARTED (UTC)", "SECONDS", "COMMAND")
     if queue_view:
@@ -101,7 +102,7 @@ def _table(records: Sequence[JobRecord]) -> str:
         )
         if queue_view:
             reason = (r.reason or "-").replace("\n", " ")
-            row = (*row[:-1], r.group or "default", str(places.get(r.self_id, "-")), reason, row[-1])
+            row = (*row[:-1], r.group or DEFAULT_GROUP, str(places.get(r.self_id, "-")), reason, row[-1])
         rows.append(row)
     widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
     return "\n".join(

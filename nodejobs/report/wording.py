@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from nodejobs.errors import NodeJobsError
+from nodejobs.model.options import DEFAULT_GROUP
 from nodejobs.model.records import JobRecord, JobStatus
 
 FAILED_TAIL_LINES = 10
@@ -34,7 +35,8 @@ def format_duration(seconds: float | None) -> str:
 def summary(record: JobRecord) -> str:
     """One line about a job: ``train-1 finished (exit 0) after 4.2 s`` or ``train-1 running (pid 41)``."""
     if record.status == JobStatus.c_queued:
-        return f"{record.self_id} queued in group {record.group or 'default'}: {record.reason or 'waiting'}"
+        group = record.group or DEFAULT_GROUP
+        return f"{record.self_id} queued in group {group}: {record.reason or 'waiting'}"
     if record.status == JobStatus.c_pending:
         return f"{record.self_id} pending in {record.backend}: {record.reason or 'waiting'}"
     if record.is_active:

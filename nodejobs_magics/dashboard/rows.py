@@ -10,6 +10,7 @@ from typing import Any
 import ipywidgets as widgets
 
 from nodejobs import JobRecord
+from nodejobs.model.options import DEFAULT_GROUP
 from nodejobs.report.usage import JobUsage, format_bytes
 from nodejobs.report.wording import format_duration
 from nodejobs_magics.display import format_time, status_html
@@ -89,7 +90,7 @@ class JobRow:
             cpu, rss = format_duration(record.cpu_time), format_bytes(record.max_rss)
         values = {
             "status": status_html(record.status, record.reason),
-            "group": html.escape(record.group or "default"),
+            "group": html.escape(record.group or DEFAULT_GROUP),
             "exit_code": "" if record.exit_code is None else str(record.exit_code),
             "pid": "" if record.last_pid is None else str(record.last_pid),
             "started": format_time(record.started_at),
