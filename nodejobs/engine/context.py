@@ -61,9 +61,8 @@ class EngineContext:
         """The backend handle of a record's run (made from older records' fields where needed)."""
         if record.handle:
             return json.loads(record.handle)
-        out_path, err_path = self.job_db.log_paths(record)
-        legacy = {**record, "_exit_path": self.job_db.exit_path(record), "_out_path": out_path,
-                  "_err_path": err_path}  # fmt: skip
+        paths = self.job_db.paths(record)
+        legacy = {**record, "_exit_path": paths.exit, "_out_path": paths.out, "_err_path": paths.err}
         return self.backend_of(record).handle_from_record(legacy)
 
     def move(self, record: JobRecord, old: str, new: str, fields: dict | None = None) -> bool:

@@ -69,9 +69,15 @@ def start(ctx: EngineContext, record: JobRecord, launch: Launch, replace: bool =
 
     Raises ``JobExistsError`` if a live job holds the id (with ``replace=False``: any job).
     """
-    refresh(ctx, ctx.job_db.get(record.self_id))  # a stale "running" record must not block the id
-    ctx.job_db.claim(record, replace)
+    claim(ctx, record, replace)
     return start_many(ctx, [(record, launch)], settle=True)[0]
+
+
+def claim(ctx: EngineContext, record: JobRecord, replace: bool = True) -> None:
+    """Write ``record`` as its id's new run (``JobDB.claim``), once an earlier run recorded as active
+    has had its end folded in: a stale "running" record must not block the id."""
+    refresh(ctx, ctx.job_db.get(record.self_id))
+    ctx.job_db.claim(record, replace)
 
 
 def start_all(ctx: EngineContext, prepared: Sequence[tuple[JobRecord, Launch]]) -> list[JobRecord]:
@@ -80,8 +86,7 @@ def start_all(ctx: EngineContext, prepared: Sequence[tuple[JobRecord, Launch]]) 
     claimed: list[tuple[JobRecord, Launch]] = []
     try:
         for record, launch in prepared:
-            refresh(ctx, ctx.job_db.get(record.self_id))  # a stale "running" record must not block it
-            ctx.job_db.claim(record, True)
+            claim(ctx, record, True)
             claimed.append((record, launch))
     except BaseException:
         for record, _ in claimed:
@@ -149,10 +154,10 @@ def _spec(ctx: EngineContext, record: JobRecord, launch: Launch) -> JobSpec | Jo
     problem = startup_problem(launch.argv, bool(record.shell), record.cwd, launch.env)
     if problem:
         return fail_start(ctx, record, problem)
-    out_path, err_path = ctx.job_db.log_paths(record)
+    paths = ctx.job_db.paths(record)
     return JobSpec(
         job_id=record.self_id, run_id=record.run_id, argv=launch.argv, env=launch.env, cwd=record.cwd,
-        out_path=out_path, err_path=err_path, exit_path=ctx.job_db.exit_path(record),
+        out_path=paths.out, err_path=paths.err, exit_path=paths.exit,
         keep_leftovers=launch.keep_leftovers,
         options={**resources.loads(record.resources), **(launch.options or {})},
         timeout=record.timeout, on_end=ctx.on_end,
@@ -190,14 +195,14 @@ def _submitted(
 
 def fail_start(ctx: EngineContext, record: JobRecord, reason: str) -> JobRecord:
     """Record that the job could not start; its logs are replaced by the reason (best effort)."""
-    out_path, err_path = ctx.job_db.log_paths(record)
+    paths = ctx.job_db.paths(record)
     try:
-        remove_if_exists(out_path)
-        remove_if_exists(ctx.job_db.exit_path(record))
-        with open(os.open(err_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+        remove_if_exists(paths.out)
+        remove_if_exists(paths.exit)
+        with open(os.open(paths.err, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
             f.write(f"nodejobs: {reason}\n")
     except OSError as exc:
-        log.warning("job %s: cannot write its error log %s: %s", record.self_id, err_path, exc)
+        log.warning("job %s: cannot write its error log %s: %s", record.self_id, paths.err, exc)
     fields = {"reason": reason, "ended_at": now()}
     if not ctx.move(record, S.c_starting, S.c_failed_start, fields):
         ctx.move(record, S.c_stopping, S.c_stopped, {"reason": NOT_STARTED_REASON, "ended_at": now()})

@@ -59,9 +59,9 @@ def follow(
     require: Require, lifecycle: Lifecycle, job_id: str, stream: str, from_start: bool
 ) -> Iterator[str]:
     """Yield the job's output as it is written, until the job has ended and all is read."""
-    logs.stream_index(stream)
+    index = logs.stream_index(stream)  # a bad stream is refused before anything is read
     record = require(job_id)
-    path = lifecycle.job_db.log_paths(record)[logs.stream_index(stream)]
+    path = lifecycle.job_db.log_paths(record)[index]
     offset = 0 if from_start else os.path.getsize(path) if os.path.exists(path) else 0
     while True:
         # Once the job has ended nothing will complete a trailing partial character: flush it.
